@@ -1,0 +1,175 @@
+//! Command-line parsing (clap) and printing; the work is in [`crate::command`].
+
+mod diagnostic;
+mod inspect;
+mod ls;
+mod write;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::platform::Platform;
+use crate::reference::{self, ImageRef};
+use crate::selection::Request;
+
+pub use diagnostic::print_error;
+
+const ROOT_HELP: &str = "Registry storage: the registry's rootdirectory (holding docker/registry/v2), the v2 folder, or a parent";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "regkit",
+    version,
+    about = "Work on a Docker Distribution registry's storage folder, offline: list, inspect, extract, select",
+    long_about = None,
+    after_help = "Examples:\n  regkit ls /var/lib/registry\n  regkit extract /var/lib/registry ./out library/alpine:3.19\n  regkit select /var/lib/registry ./release --list images.list\n\nExit codes: 0 ok, 1 failure, 2 usage."
+)]
+pub struct Cli {
+    /// No progress bar, no summary on success.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List every repo:tag with its digest, media type, platforms and size.
+    #[command(
+        after_help = "Examples:\n  regkit ls /var/lib/registry\n  regkit ls /var/lib/registry --json | jq -r '.[].name'"
+    )]
+    Ls {
+        #[arg(help = ROOT_HELP)]
+        root: PathBuf,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an image as `skopeo inspect` does, from storage.
+    #[command(
+        after_help = "Examples:\n  regkit inspect /var/lib/registry library/alpine:3.19\n  regkit inspect /var/lib/registry multi/app:1 --platform linux/arm64 --config\n  regkit inspect /var/lib/registry team/app:v1 --raw | sha256sum"
+    )]
+    Inspect {
+        #[arg(help = ROOT_HELP)]
+        root: PathBuf,
+        /// The image: name:tag or name@sha256:<hex> (a registry host is ignored).
+        image: String,
+        /// Print the manifest's exact bytes (the index's, unless --platform is given).
+        #[arg(long, conflicts_with = "config")]
+        raw: bool,
+        /// Print the config blob's exact bytes.
+        #[arg(long)]
+        config: bool,
+        /// For an index: the platform to show (default: this machine's).
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<Platform>,
+    },
+    /// Extract images into containers/image `dir:` folders (OUT/<repo>:<tag>/), by hardlinks.
+    #[command(
+        after_help = "With no image named, every tag is extracted. The result is what\n`skopeo copy --all dir:OUT/<repo>:<tag> ...` and\n`skopeo sync --src dir --dest docker OUT/<ns> HOST/<ns>` read.\n\nExamples:\n  regkit extract /var/lib/registry ./out\n  regkit extract /var/lib/registry ./out team/app:v1 multi/app:1 --platform linux/amd64\n  regkit extract /var/lib/registry ./out --list release.list --list extra/"
+    )]
+    Extract(WriteArgs),
+    /// Select images into a new registry storage tree, by hardlinks.
+    #[command(
+        after_help = "OUT may be an existing storage tree: images are added to it, and a file\nthat differs is refused. The real registry started on OUT serves exactly\nthe selected images.\n\nExamples:\n  regkit select /var/lib/registry ./release --list release.list\n  regkit select /var/lib/registry ./release team/app:v2 --dry-run"
+    )]
+    Select(WriteArgs),
+}
+
+/// Which images: names and lists in the seed format.
+#[derive(Args, Debug, Clone)]
+pub struct SelectArgs {
+    /// Images as name:tag, name@sha256:<hex>, or name (every tag); none means every tag.
+    pub images: Vec<String>,
+    /// A file of images (one per line, # comments) or a folder of *.list files; repeatable.
+    #[arg(long, short = 'l', value_name = "FILE|DIR")]
+    pub list: Vec<PathBuf>,
+    /// Keep only these platforms of multi-arch images; repeatable.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Vec<Platform>,
+    /// Skip images that are not in ROOT (with a warning) instead of failing.
+    #[arg(long)]
+    pub skip_missing: bool,
+    /// Do every image that can be done, then report those that failed (exit 1).
+    #[arg(long)]
+    pub keep_going: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WriteArgs {
+    #[arg(help = ROOT_HELP)]
+    pub root: PathBuf,
+    /// The output folder.
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Replace an existing output (only once the new one is complete).
+    #[arg(long)]
+    pub force: bool,
+    /// Print what would be written; write nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl SelectArgs {
+    pub fn request(&self) -> Result<Request> {
+        let mut refs = self
+            .images
+            .iter()
+            .map(|s| ImageRef::parse(s))
+            .collect::<Result<Vec<_>>>()?;
+        refs.extend(reference::read_lists(&self.list)?);
+        if refs.is_empty() && !self.list.is_empty() {
+            return Err(Error::BadList {
+                message: "the image lists name no image".into(),
+                path: self.list.first().cloned(),
+            });
+        }
+        Ok(Request {
+            refs,
+            platforms: self.platform.clone(),
+            skip_missing: self.skip_missing,
+            keep_going: self.keep_going,
+        })
+    }
+}
+
+/// Runs the parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let quiet = cli.quiet;
+    let result = match cli.command {
+        Command::Ls { root, json } => ls::run(&root, json),
+        Command::Inspect {
+            root,
+            image,
+            raw,
+            config,
+            platform,
+        } => inspect::run(&root, &image, raw, config, platform.as_ref()),
+        Command::Extract(args) => write::run(write::Kind::Extract, &args, quiet),
+        Command::Select(args) => write::run(write::Kind::Select, &args, quiet),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            print_error(&e);
+            exit_code_for(&e)
+        }
+    }
+}
+
+/// 2 for usage errors (bad references or lists), 130 after Ctrl-C, 1 for
+/// everything else.
+pub fn exit_code_for(e: &Error) -> ExitCode {
+    match e.root() {
+        Error::BadReference { .. } | Error::BadList { .. } => ExitCode::from(2),
+        Error::Interrupted => ExitCode::from(130),
+        _ => ExitCode::from(1),
+    }
+}

@@ -1,0 +1,237 @@
+//! Content digests (`sha256:<64 hex>`), parsed strictly, and hashing.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::str::FromStr;
+
+use sha2::{Digest as _, Sha256, Sha512};
+
+/// A validated content digest such as `sha256:3f5e…`.
+///
+/// Only the algorithms the registry stores (`sha256`, and `sha512`, which
+/// distribution accepts but rarely sees) are accepted; the hex part must be
+/// lowercase and of the algorithm's exact length.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(Box<str>);
+
+/// Hash algorithms a digest may name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    Sha256,
+    Sha512,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
+        }
+    }
+
+    fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 => 64,
+            Algorithm::Sha512 => 128,
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        match name {
+            "sha256" => Some(Algorithm::Sha256),
+            "sha512" => Some(Algorithm::Sha512),
+            _ => None,
+        }
+    }
+}
+
+/// Why a string is not a digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{found}` is not a digest (expected `sha256:` and 64 lowercase hex digits)")]
+pub struct DigestError {
+    pub found: String,
+}
+
+impl Digest {
+    /// Parses `algo:hex` strictly: no whitespace, no newline, lowercase hex.
+    pub fn parse(s: &str) -> Result<Digest, DigestError> {
+        let bad = || DigestError {
+            found: s.chars().take(100).collect(),
+        };
+        let (algo, hex) = s.split_once(':').ok_or_else(bad)?;
+        let algo = Algorithm::from_name(algo).ok_or_else(bad)?;
+        if hex.len() != algo.hex_len() || !hex.bytes().all(is_lower_hex) {
+            return Err(bad());
+        }
+        Ok(Digest(s.into()))
+    }
+
+    /// Builds a digest from an algorithm and a hex string (validated).
+    pub fn from_parts(algo: &str, hex: &str) -> Result<Digest, DigestError> {
+        Digest::parse(&format!("{algo}:{hex}"))
+    }
+
+    /// The sha256 digest of `bytes`.
+    pub fn sha256_of(bytes: &[u8]) -> Digest {
+        let mut h = Hasher::new(Algorithm::Sha256);
+        h.update(bytes);
+        h.finish()
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        let (algo, _) = self.0.split_once(':').expect("validated");
+        Algorithm::from_name(algo).expect("validated")
+    }
+
+    /// The hex part, without the `algo:` prefix.
+    pub fn hex(&self) -> &str {
+        let (_, hex) = self.0.split_once(':').expect("validated");
+        hex
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A short form for messages: `sha256:3f5e9c1a2b4d`.
+    pub fn short(&self) -> &str {
+        &self.0[..self.algorithm().name().len() + 13]
+    }
+}
+
+fn is_lower_hex(b: u8) -> bool {
+    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Digest {
+    type Err = DigestError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Digest::parse(s)
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Digest::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An incremental hasher for one of the supported algorithms.
+pub struct Hasher {
+    inner: HasherInner,
+}
+
+enum HasherInner {
+    Sha256(Sha256),
+    Sha512(Box<Sha512>),
+}
+
+impl Hasher {
+    pub fn new(algo: Algorithm) -> Hasher {
+        let inner = match algo {
+            Algorithm::Sha256 => HasherInner::Sha256(Sha256::new()),
+            Algorithm::Sha512 => HasherInner::Sha512(Box::new(Sha512::new())),
+        };
+        Hasher { inner }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        match &mut self.inner {
+            HasherInner::Sha256(h) => h.update(bytes),
+            HasherInner::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    pub fn finish(self) -> Digest {
+        let (algo, hex) = match self.inner {
+            HasherInner::Sha256(h) => ("sha256", hex::encode(h.finalize())),
+            HasherInner::Sha512(h) => ("sha512", hex::encode(h.finalize())),
+        };
+        Digest(format!("{algo}:{hex}").into())
+    }
+}
+
+impl Write for Hasher {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Streams `reader` to its end, returning its digest (in `algo`) and length.
+pub fn hash_reader(algo: Algorithm, mut reader: impl Read) -> io::Result<(Digest, u64)> {
+    let mut hasher = Hasher::new(algo);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((hasher.finish(), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EMPTY: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn parses_and_splits() {
+        let d = Digest::parse(EMPTY).unwrap();
+        assert_eq!(d.algorithm(), Algorithm::Sha256);
+        assert_eq!(d.hex().len(), 64);
+        assert_eq!(d.short(), "sha256:e3b0c44298fc");
+    }
+
+    #[test]
+    fn rejects_near_misses() {
+        for bad in [
+            "",
+            "sha256:",
+            &format!("{EMPTY}\n"),
+            &format!(" {EMPTY}"),
+            &EMPTY.to_uppercase(),
+            &EMPTY.replace("sha256", "md5"),
+            &EMPTY[..EMPTY.len() - 1],
+            "sha256:xyz",
+        ] {
+            assert!(Digest::parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn hashes_bytes() {
+        assert_eq!(Digest::sha256_of(b"").as_str(), EMPTY);
+        let (d, n) = hash_reader(Algorithm::Sha256, &b""[..]).unwrap();
+        assert_eq!((d.as_str(), n), (EMPTY, 0));
+    }
+}

@@ -1,0 +1,128 @@
+//! Media types of manifests and blobs, typed where the code branches on them.
+
+use std::fmt;
+
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
+pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+pub const DOCKER_FOREIGN_LAYER: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
+/// The kind of a manifest, which decides how its references are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ManifestKind {
+    /// Docker image manifest, schema 2.
+    DockerManifest,
+    /// Docker manifest list.
+    DockerManifestList,
+    /// Docker schema 1 (unsigned or JWS-signed).
+    DockerSchema1 { signed: bool },
+    /// OCI image manifest (also OCI 1.1 artifacts, which use it).
+    OciManifest,
+    /// OCI image index.
+    OciIndex,
+}
+
+impl ManifestKind {
+    /// Recognises a manifest media type.
+    pub fn from_media_type(mt: &str) -> Option<ManifestKind> {
+        Some(match mt {
+            DOCKER_MANIFEST => ManifestKind::DockerManifest,
+            DOCKER_MANIFEST_LIST => ManifestKind::DockerManifestList,
+            DOCKER_SCHEMA1 => ManifestKind::DockerSchema1 { signed: false },
+            DOCKER_SCHEMA1_SIGNED => ManifestKind::DockerSchema1 { signed: true },
+            OCI_MANIFEST => ManifestKind::OciManifest,
+            OCI_INDEX => ManifestKind::OciIndex,
+            _ => return None,
+        })
+    }
+
+    pub fn media_type(self) -> &'static str {
+        match self {
+            ManifestKind::DockerManifest => DOCKER_MANIFEST,
+            ManifestKind::DockerManifestList => DOCKER_MANIFEST_LIST,
+            ManifestKind::DockerSchema1 { signed: false } => DOCKER_SCHEMA1,
+            ManifestKind::DockerSchema1 { signed: true } => DOCKER_SCHEMA1_SIGNED,
+            ManifestKind::OciManifest => OCI_MANIFEST,
+            ManifestKind::OciIndex => OCI_INDEX,
+        }
+    }
+
+    /// An index or manifest list: it refers to other manifests.
+    pub fn is_index(self) -> bool {
+        matches!(
+            self,
+            ManifestKind::DockerManifestList | ManifestKind::OciIndex
+        )
+    }
+
+    /// A short human name for listings.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            ManifestKind::DockerManifest => "docker",
+            ManifestKind::DockerManifestList => "docker-list",
+            ManifestKind::DockerSchema1 { .. } => "schema1",
+            ManifestKind::OciManifest => "oci",
+            ManifestKind::OciIndex => "oci-index",
+        }
+    }
+}
+
+impl fmt::Display for ManifestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.media_type())
+    }
+}
+
+/// True for the media types of manifests (what gets a revision link rather
+/// than a `_layers` link).
+pub fn is_manifest(mt: &str) -> bool {
+    ManifestKind::from_media_type(mt).is_some()
+}
+
+/// True for non-distributable ("foreign") layer media types.
+pub fn is_foreign_layer(mt: &str) -> bool {
+    mt == DOCKER_FOREIGN_LAYER
+        || mt.starts_with("application/vnd.oci.image.layer.nondistributable.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_manifest_media_types() {
+        for mt in [
+            DOCKER_MANIFEST,
+            DOCKER_MANIFEST_LIST,
+            DOCKER_SCHEMA1,
+            DOCKER_SCHEMA1_SIGNED,
+            OCI_MANIFEST,
+            OCI_INDEX,
+        ] {
+            assert_eq!(ManifestKind::from_media_type(mt).unwrap().media_type(), mt);
+        }
+        assert!(ManifestKind::from_media_type(DOCKER_CONFIG).is_none());
+        assert!(ManifestKind::OciIndex.is_index());
+        assert!(!ManifestKind::OciManifest.is_index());
+    }
+
+    #[test]
+    fn knows_foreign_layers() {
+        assert!(is_foreign_layer(DOCKER_FOREIGN_LAYER));
+        assert!(is_foreign_layer(
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+        ));
+        assert!(!is_foreign_layer(OCI_LAYER_GZIP));
+    }
+}

@@ -1,0 +1,185 @@
+//! Image references as users write them, and image lists in the seed format.
+//!
+//! A reference is `[host[:port]/]name[:tag][@sha256:<hex>]`. The host is
+//! dropped (storage does not know it). A bare `name` means every tag of that
+//! repository, as `skopeo sync` treats a repository.
+
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::paths;
+
+/// A parsed image reference.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ImageRef {
+    pub repo: String,
+    pub tag: Option<String>,
+    pub digest: Option<Digest>,
+}
+
+impl ImageRef {
+    pub fn parse(input: &str) -> Result<ImageRef> {
+        let bad = |reason: &str| Error::BadReference {
+            input: input.into(),
+            reason: reason.into(),
+        };
+        let s = input.trim();
+        let (rest, digest) = match s.split_once('@') {
+            Some((r, d)) => (r, Some(Digest::parse(d).map_err(|e| bad(&e.to_string()))?)),
+            None => (s, None),
+        };
+        // A tag is after the last `:` that follows the last `/`.
+        let slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[slash..].rfind(':') {
+            Some(i) => (&rest[..slash + i], Some(rest[slash + i + 1..].to_string())),
+            None => (rest, None),
+        };
+        let name = strip_host(name);
+        if !paths::is_valid_repository_name(name) {
+            return Err(bad(&format!(
+                "`{name}` is not a repository name (lowercase letters, digits and . _ - separators, / between components)"
+            )));
+        }
+        if let Some(t) = &tag {
+            if !paths::is_valid_tag(t) {
+                return Err(bad(&format!(
+                    "`{t}` is not a tag (up to 128 of A-Z a-z 0-9 _ . -, not starting with . or -)"
+                )));
+            }
+        }
+        Ok(ImageRef {
+            repo: name.to_string(),
+            tag,
+            digest,
+        })
+    }
+}
+
+/// Drops a leading registry host: a first component with a `.` or `:`, or
+/// `localhost`.
+fn strip_host(name: &str) -> &str {
+    match name.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            rest
+        }
+        _ => name,
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.repo)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads image lists: files of one reference per line (`#` comments and
+/// blank lines ignored), or folders of `*.list` files.
+pub fn read_lists(paths: &[PathBuf]) -> Result<Vec<ImageRef>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = fs::metadata(p).map_err(|e| Error::io("read image list", p, e))?;
+        if meta.is_dir() {
+            let mut files: Vec<PathBuf> = fs::read_dir(p)
+                .map_err(|e| Error::io("list image-list folder", p, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "list") && f.is_file())
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(Error::Invalid {
+                    message: "no *.list files in this folder".into(),
+                    path: Some(p.clone()),
+                });
+            }
+            for f in files {
+                out.extend(read_list(&f)?);
+            }
+        } else {
+            out.extend(read_list(p)?);
+        }
+    }
+    Ok(out)
+}
+
+fn read_list(path: &Path) -> Result<Vec<ImageRef>> {
+    let text = fs::read_to_string(path).map_err(|e| Error::io("read image list", path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = match line.find('#') {
+            Some(c) => &line[..c],
+            None => line,
+        }
+        .trim();
+        if line.is_empty() {
+            continue;
+        }
+        let r = ImageRef::parse(line).map_err(|e| Error::BadList {
+            message: format!("line {}: {e}", i + 1),
+            path: Some(path.to_path_buf()),
+        })?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: &str) -> ImageRef {
+        ImageRef::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parses_references() {
+        assert_eq!(r("a/b/c:1.0").repo, "a/b/c");
+        assert_eq!(r("a/b/c:1.0").tag.as_deref(), Some("1.0"));
+        assert_eq!(r("harbor.local:5000/team/app:v1").repo, "team/app");
+        assert_eq!(r("docker.io/library/alpine:3").repo, "library/alpine");
+        assert_eq!(r("localhost/x").repo, "x");
+        assert_eq!(r("team/app").tag, None);
+        let d = Digest::sha256_of(b"a");
+        let x = r(&format!("host:5000/app@{d}"));
+        assert_eq!(
+            (x.repo.as_str(), x.tag.clone(), x.digest.clone()),
+            ("app", None, Some(d))
+        );
+        assert!(ImageRef::parse("Bad/Name:1").is_err());
+        assert!(ImageRef::parse("app:-x").is_err());
+        assert!(ImageRef::parse("app@sha256:12").is_err());
+    }
+
+    #[test]
+    fn reads_seed_lists_and_folders() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("lists");
+        fs::create_dir(&dir).unwrap();
+        fs::write(
+            dir.join("b.list"),
+            "# base\nlibrary/alpine:3.19\n\n  team/app:v1 # app\n",
+        )
+        .unwrap();
+        fs::write(dir.join("a.list"), "harbor.local/x/y:1\n").unwrap();
+        fs::write(dir.join("ignored.txt"), "nope:1\n").unwrap();
+        let refs = read_lists(&[dir]).unwrap();
+        let names: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
+        assert_eq!(names, ["x/y:1", "library/alpine:3.19", "team/app:v1"]);
+
+        let bad = t.path().join("bad.list");
+        fs::write(&bad, "ok:1\nNOT OK\n").unwrap();
+        let err = read_lists(&[bad]).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+}

@@ -1,0 +1,412 @@
+//! Choosing images: references and lists resolved against the catalog,
+//! platform filters applied, and each image closed over its child manifests
+//! and blobs.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::catalog::{Catalog, Node};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::media::ManifestKind;
+use crate::platform::Platform;
+use crate::reference::ImageRef;
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Images named; empty means every tag of the tree.
+    pub refs: Vec<ImageRef>,
+    /// Keep only these platforms of an index (empty keeps all).
+    pub platforms: Vec<Platform>,
+    /// Unknown images are skipped with a warning instead of failing.
+    pub skip_missing: bool,
+    /// Broken images are reported and the rest done.
+    pub keep_going: bool,
+}
+
+/// One selected image, closed over everything it needs.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub repo: String,
+    /// `None` when selected by digest.
+    pub tag: Option<String>,
+    /// The top manifest.
+    pub digest: Digest,
+    /// The top manifest first, then every child kept, depth first; unique.
+    pub manifests: Vec<ManifestItem>,
+    /// Every config and layer of every kept manifest; unique.
+    pub blobs: Vec<BlobItem>,
+    /// Foreign layers skipped because the registry does not store them.
+    pub foreign: Vec<Digest>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManifestItem {
+    pub digest: Digest,
+    pub platform: Option<Platform>,
+    pub node: Arc<Node>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobItem {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+}
+
+impl Image {
+    /// `repo:tag`, or `repo@digest` when selected by digest.
+    pub fn name(&self) -> String {
+        match &self.tag {
+            Some(t) => format!("{}:{t}", self.repo),
+            None => format!("{}@{}", self.repo, self.digest),
+        }
+    }
+
+    pub fn kind(&self) -> ManifestKind {
+        self.manifests[0].node.manifest.kind
+    }
+
+    /// The total size of the image's unique blobs, manifests included.
+    pub fn size(&self) -> u64 {
+        self.manifests.iter().map(|m| m.node.size).sum::<u64>()
+            + self.blobs.iter().map(|b| b.size).sum::<u64>()
+    }
+
+    /// Platforms of the kept children of an index.
+    pub fn platforms(&self) -> Vec<Platform> {
+        self.manifests
+            .iter()
+            .filter(|m| !m.node.manifest.kind.is_index())
+            .filter_map(|m| m.platform.clone())
+            .collect()
+    }
+}
+
+/// The outcome of choosing.
+#[derive(Debug, Default)]
+pub struct Selection {
+    pub images: Vec<Image>,
+    /// Images that could not be selected (only with `keep_going`).
+    pub failures: Vec<Error>,
+    /// Names skipped with `skip_missing`.
+    pub skipped: Vec<Error>,
+}
+
+impl Selection {
+    /// Every unique blob of the selection, manifests excluded.
+    pub fn unique_blobs(&self) -> BTreeSet<&Digest> {
+        self.images
+            .iter()
+            .flat_map(|i| i.blobs.iter().map(|b| &b.digest))
+            .collect()
+    }
+}
+
+/// Resolves a request against the catalog.
+pub fn select(catalog: &Catalog, req: &Request) -> Result<Selection> {
+    let mut sel = Selection::default();
+    let mut targets: Vec<(String, Option<String>, Digest)> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut push = |t: (String, Option<String>, Digest)| {
+        if seen.insert((t.0.clone(), t.1.clone(), t.2.clone())) {
+            targets.push(t);
+        }
+    };
+    let fail = |e: Error, sel: &mut Selection| -> Result<()> {
+        if req.skip_missing && matches!(e.root(), Error::UnknownImage { .. }) {
+            sel.skipped.push(e);
+            Ok(())
+        } else if req.keep_going {
+            sel.failures.push(e);
+            Ok(())
+        } else {
+            Err(e)
+        }
+    };
+    if req.refs.is_empty() {
+        for (repo, tag, target) in catalog.tags() {
+            match target {
+                Ok(d) => push((repo.into(), Some(tag.into()), d.clone())),
+                Err(e) => fail(
+                    Error::Shared(e.clone()).in_image(format!("{repo}:{tag}")),
+                    &mut sel,
+                )?,
+            }
+        }
+    } else {
+        for r in &req.refs {
+            match expand(catalog, r) {
+                Ok(v) => v.into_iter().for_each(&mut push),
+                Err(e) => fail(e, &mut sel)?,
+            }
+        }
+    }
+    let resolved: Vec<Result<Image>> = targets
+        .par_iter()
+        .map(|(repo, tag, d)| {
+            let name = match tag {
+                Some(t) => format!("{repo}:{t}"),
+                None => format!("{repo}@{d}"),
+            };
+            resolve(catalog, repo, tag.clone(), d, &req.platforms).map_err(|e| e.in_image(name))
+        })
+        .collect();
+    for r in resolved {
+        match r {
+            Ok(img) => sel.images.push(img),
+            Err(e) => fail(e, &mut sel)?,
+        }
+    }
+    sel.images.sort_by_key(|i| i.name());
+    Ok(sel)
+}
+
+/// Turns one reference into `(repo, tag, digest)` targets.
+fn expand(catalog: &Catalog, r: &ImageRef) -> Result<Vec<(String, Option<String>, Digest)>> {
+    let repo = catalog
+        .repos
+        .get(&r.repo)
+        .or_else(|| catalog.repos.get(&format!("library/{}", r.repo)))
+        .ok_or_else(|| unknown(catalog, r))?;
+    let name = repo.name.clone();
+    match (&r.tag, &r.digest) {
+        (Some(tag), digest) => {
+            let target = repo.tags.get(tag).ok_or_else(|| unknown(catalog, r))?;
+            let d = target
+                .as_ref()
+                .map_err(|e| Error::Shared(e.clone()).in_image(format!("{name}:{tag}")))?;
+            if let Some(want) = digest {
+                if want != d {
+                    return Err(
+                        Error::invalid(format!("{name}:{tag} is {d}, not {want}")).in_image(r)
+                    );
+                }
+            }
+            Ok(vec![(name, Some(tag.clone()), d.clone())])
+        }
+        (None, Some(d)) => {
+            if !catalog.has_revision(&name, d)? {
+                return Err(unknown(catalog, r));
+            }
+            Ok(vec![(name, None, d.clone())])
+        }
+        (None, None) => {
+            if repo.tags.is_empty() {
+                return Err(unknown(catalog, r));
+            }
+            repo.tags
+                .iter()
+                .map(|(tag, target)| match target {
+                    Ok(d) => Ok((name.clone(), Some(tag.clone()), d.clone())),
+                    Err(e) => Err(Error::Shared(e.clone()).in_image(format!("{name}:{tag}"))),
+                })
+                .collect()
+        }
+    }
+}
+
+fn unknown(catalog: &Catalog, r: &ImageRef) -> Error {
+    let wanted = r.to_string();
+    let mut scored: Vec<(usize, String)> = catalog
+        .tags()
+        .map(|(repo, tag, _)| format!("{repo}:{tag}"))
+        .map(|n| (levenshtein(&wanted, &n), n))
+        .filter(|(d, n)| *d <= (n.len() / 3).max(3))
+        .collect();
+    scored.sort();
+    Error::UnknownImage {
+        name: wanted,
+        nearest: scored.into_iter().take(3).map(|(_, n)| n).collect(),
+    }
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Closes one image over its children and blobs, checking every blob exists.
+pub fn resolve(
+    catalog: &Catalog,
+    repo: &str,
+    tag: Option<String>,
+    digest: &Digest,
+    platforms: &[Platform],
+) -> Result<Image> {
+    let mut img = Image {
+        repo: repo.into(),
+        tag,
+        digest: digest.clone(),
+        manifests: Vec::new(),
+        blobs: Vec::new(),
+        foreign: Vec::new(),
+    };
+    let mut walk = Walk {
+        catalog,
+        platforms,
+        seen_manifests: HashSet::new(),
+        seen_blobs: HashSet::new(),
+    };
+    let kept = walk.visit(&mut img, digest, None, "manifest", 0)?;
+    if kept == 0 {
+        let all: Vec<String> = walk_platforms(catalog, digest);
+        return Err(Error::invalid(format!(
+            "no manifest for {} (the index has: {})",
+            platforms
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            all.join(", ")
+        )));
+    }
+    Ok(img)
+}
+
+struct Walk<'a> {
+    catalog: &'a Catalog,
+    platforms: &'a [Platform],
+    seen_manifests: HashSet<Digest>,
+    seen_blobs: HashSet<Digest>,
+}
+
+const MAX_DEPTH: usize = 8;
+
+impl Walk<'_> {
+    /// Adds a manifest and what it needs; returns how many image manifests
+    /// (leaves) were kept below it.
+    fn visit(
+        &mut self,
+        img: &mut Image,
+        digest: &Digest,
+        platform: Option<Platform>,
+        what: &str,
+        depth: usize,
+    ) -> Result<usize> {
+        if depth > MAX_DEPTH {
+            return Err(Error::invalid(format!(
+                "indexes nest deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        if !self.seen_manifests.insert(digest.clone()) {
+            return Ok(1);
+        }
+        let node = self.catalog.node(digest, what)?;
+        let mark = (img.manifests.len(), img.blobs.len());
+        img.manifests.push(ManifestItem {
+            digest: digest.clone(),
+            platform,
+            node: node.clone(),
+        });
+        let m = &node.manifest;
+        if !m.kind.is_index() {
+            self.add_blobs(img, &node)?;
+            return Ok(1);
+        }
+        let mut kept = 0;
+        for child in &m.children {
+            let is_leaf = child.media_type.is_empty()
+                || !ManifestKind::from_media_type(&child.media_type).is_some_and(|k| k.is_index());
+            if is_leaf && !self.platforms.is_empty() {
+                let matches = child
+                    .platform
+                    .as_ref()
+                    .is_some_and(|p| self.platforms.iter().any(|f| f.selects(p)));
+                if !matches {
+                    continue;
+                }
+            }
+            let what = match &child.platform {
+                Some(p) => format!("child manifest {p}"),
+                None => "child manifest".to_string(),
+            };
+            kept += self.visit(img, &child.digest, child.platform.clone(), &what, depth + 1)?;
+        }
+        if kept == 0 && depth > 0 {
+            // A nested index with nothing for the wanted platforms: drop it.
+            img.manifests.truncate(mark.0);
+            img.blobs.truncate(mark.1);
+            self.seen_manifests.remove(digest);
+        }
+        Ok(kept)
+    }
+
+    fn add_blobs(&mut self, img: &mut Image, node: &Node) -> Result<()> {
+        let m = &node.manifest;
+        let store = &self.catalog.store;
+        for (i, b) in m.blobs().enumerate() {
+            if self.seen_blobs.contains(&b.digest) {
+                continue;
+            }
+            let size = self.catalog.blob_size(&b.digest)?;
+            let size = match size {
+                Some(s) => s,
+                None if b.is_foreign() => {
+                    img.foreign.push(b.digest.clone());
+                    continue;
+                }
+                None => {
+                    let what = if m.config.as_ref().is_some_and(|c| c.digest == b.digest) {
+                        "config".to_string()
+                    } else {
+                        let n = m.layers.len();
+                        let pos = m
+                            .layers
+                            .iter()
+                            .position(|l| l.digest == b.digest)
+                            .unwrap_or(i);
+                        format!("layer {} of {n}", pos + 1)
+                    };
+                    return Err(Error::MissingBlob {
+                        digest: b.digest.clone(),
+                        what,
+                        path: store.display(&crate::paths::Spec::BlobData(&b.digest)),
+                    });
+                }
+            };
+            self.seen_blobs.insert(b.digest.clone());
+            img.blobs.push(BlobItem {
+                digest: b.digest.clone(),
+                size,
+                media_type: b.media_type.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn walk_platforms(catalog: &Catalog, digest: &Digest) -> Vec<String> {
+    let Ok(node) = catalog.node(digest, "manifest") else {
+        return vec![];
+    };
+    node.manifest
+        .children
+        .iter()
+        .map(|c| c.platform.as_ref().map_or("?".into(), |p| p.to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::levenshtein;
+
+    #[test]
+    fn edit_distance() {
+        assert_eq!(levenshtein("team/app:v1", "team/app:v2"), 1);
+        assert_eq!(levenshtein("", "abc"), 3);
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+    }
+}

@@ -1,0 +1,229 @@
+//! Putting a file's bytes at a new path: hardlink, else reflink (FICLONE),
+//! else a copy whose digest is checked. Counts how many of each were made.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use nix::errno::Errno;
+
+use crate::digest::{Digest, Hasher};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+nix::ioctl_write_int!(ficlone, 0x94, 9);
+
+/// How a file was put in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Hardlink,
+    Reflink,
+    Copy,
+}
+
+/// Counts of what a [`Placer`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub hardlinks: u64,
+    pub reflinks: u64,
+    pub copies: u64,
+    /// Small files written from bytes (links, `version`, indexes).
+    pub written: u64,
+}
+
+/// Places files, remembering when hardlinks or reflinks cannot work here so
+/// that later files go straight to what does.
+#[derive(Default)]
+pub struct Placer {
+    no_hardlink: AtomicBool,
+    no_reflink: AtomicBool,
+    hardlinks: AtomicU64,
+    reflinks: AtomicU64,
+    copies: AtomicU64,
+    written: AtomicU64,
+}
+
+impl Placer {
+    pub fn new() -> Placer {
+        Placer::default()
+    }
+
+    pub fn counts(&self) -> Counts {
+        Counts {
+            hardlinks: self.hardlinks.load(Ordering::Relaxed),
+            reflinks: self.reflinks.load(Ordering::Relaxed),
+            copies: self.copies.load(Ordering::Relaxed),
+            written: self.written.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Puts the blob `digest` of `store` at `dst`, which must not exist.
+    pub fn place_blob(&self, store: &Store, digest: &Digest, dst: &Path) -> Result<Method> {
+        if let Some(src) = store.blob_local_path(digest) {
+            return self.place_file(&src, dst, digest).map_err(|e| match e {
+                Error::Io { source, .. }
+                    if source.kind() == io::ErrorKind::NotFound && !src.exists() =>
+                {
+                    Error::MissingBlob {
+                        digest: digest.clone(),
+                        what: "blob".into(),
+                        path: src,
+                    }
+                }
+                e => e,
+            });
+        }
+        let reader = store.open_blob(digest, "blob")?;
+        let src = store.display(&crate::paths::Spec::BlobData(digest));
+        copy_checked(reader, &src, dst, digest)?;
+        self.copies.fetch_add(1, Ordering::Relaxed);
+        Ok(Method::Copy)
+    }
+
+    /// Puts the local file `src`, whose content must have `digest`, at `dst`.
+    pub fn place_file(&self, src: &Path, dst: &Path, digest: &Digest) -> Result<Method> {
+        if !self.no_hardlink.load(Ordering::Relaxed) {
+            match fs::hard_link(src, dst) {
+                Ok(()) => {
+                    self.hardlinks.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Method::Hardlink);
+                }
+                Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
+                    // Another filesystem, or one that forbids links: remember.
+                    Errno::EXDEV | Errno::EPERM | Errno::EOPNOTSUPP => {
+                        self.no_hardlink.store(true, Ordering::Relaxed)
+                    }
+                    // Too many links to this one file: copy just this one.
+                    Errno::EMLINK => {}
+                    _ => return Err(Error::io("hardlink", dst, e)),
+                },
+            }
+        }
+        if !self.no_reflink.load(Ordering::Relaxed) {
+            match reflink(src, dst) {
+                Ok(()) => {
+                    self.reflinks.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Method::Reflink);
+                }
+                Err(e) => {
+                    let _ = fs::remove_file(dst);
+                    match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
+                        Errno::EXDEV
+                        | Errno::EOPNOTSUPP
+                        | Errno::EINVAL
+                        | Errno::ENOTTY
+                        | Errno::EPERM => self.no_reflink.store(true, Ordering::Relaxed),
+                        _ => return Err(Error::io("reflink", dst, e)),
+                    }
+                }
+            }
+        }
+        let reader = File::open(src).map_err(|e| Error::io("open", src, e))?;
+        copy_checked(reader, src, dst, digest)?;
+        self.copies.fetch_add(1, Ordering::Relaxed);
+        Ok(Method::Copy)
+    }
+
+    /// Writes small bytes at `dst`, which must not exist.
+    pub fn write_bytes(&self, bytes: &[u8], dst: &Path) -> Result<()> {
+        let mut f = File::options()
+            .write(true)
+            .create_new(true)
+            .open(dst)
+            .map_err(|e| Error::io("create", dst, e))?;
+        f.write_all(bytes).map_err(|e| Error::io("write", dst, e))?;
+        self.written.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn reflink(src: &Path, dst: &Path) -> io::Result<()> {
+    let s = File::open(src)?;
+    let d = File::options().write(true).create_new(true).open(dst)?;
+    // SAFETY: FICLONE takes the source descriptor as its argument; both
+    // descriptors are open for the duration of the call.
+    unsafe { ficlone(d.as_raw_fd(), s.as_raw_fd() as _) }.map_err(io::Error::from)?;
+    Ok(())
+}
+
+/// Copies `reader` to a new file `dst`, hashing as it goes; a digest that
+/// differs from `digest` removes `dst` and fails naming `src`.
+pub fn copy_checked(mut reader: impl Read, src: &Path, dst: &Path, digest: &Digest) -> Result<u64> {
+    let result = (|| {
+        let mut out = File::options()
+            .write(true)
+            .create_new(true)
+            .open(dst)
+            .map_err(|e| Error::io("create", dst, e))?;
+        let mut hasher = Hasher::new(digest.algorithm());
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("read", src, e)),
+            };
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])
+                .map_err(|e| Error::io("write", dst, e))?;
+            total += n as u64;
+        }
+        let actual = hasher.finish();
+        if actual != *digest {
+            return Err(Error::DigestMismatch {
+                path: src.to_path_buf(),
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(total)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(dst);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hardlinks_on_one_filesystem_and_checks_copies() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        fs::write(&src, b"hello").unwrap();
+        let d = Digest::sha256_of(b"hello");
+        let p = Placer::new();
+        assert_eq!(
+            p.place_file(&src, &t.path().join("a"), &d).unwrap(),
+            Method::Hardlink
+        );
+
+        // Forced onto the copy path, a wrong digest is refused and nothing stays.
+        p.no_hardlink.store(true, Ordering::Relaxed);
+        p.no_reflink.store(true, Ordering::Relaxed);
+        let wrong = Digest::sha256_of(b"other");
+        let err = p.place_file(&src, &t.path().join("b"), &wrong).unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }));
+        assert!(!t.path().join("b").exists());
+        assert_eq!(
+            p.place_file(&src, &t.path().join("c"), &d).unwrap(),
+            Method::Copy
+        );
+        assert_eq!(fs::read(t.path().join("c")).unwrap(), b"hello");
+        assert_eq!(
+            p.counts(),
+            Counts {
+                hardlinks: 1,
+                reflinks: 0,
+                copies: 1,
+                written: 0
+            }
+        );
+    }
+}

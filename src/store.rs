@@ -1,0 +1,350 @@
+//! The storage tree behind a small backend interface.
+//!
+//! Commands never touch the filesystem of ROOT directly: they ask a
+//! [`Store`], which asks its [`Backend`] to list a folder, read a small file,
+//! open a blob or name a local file to link from. A registry on S3 keeps the
+//! same paths under a bucket prefix; an object-store backend implements the
+//! same four calls and returns `None` from `local_path`, so outputs copy.
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::Mode;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::paths::{self, Spec};
+
+/// Manifests larger than this are refused, as distribution refuses them.
+pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+
+/// One entry of a listed folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub is_dir: bool,
+}
+
+/// Read access to a tree, by paths relative to its `v2` folder.
+pub trait Backend: Send + Sync {
+    /// The entries of a folder; `NotFound` if it does not exist.
+    fn list(&self, rel: &Path) -> io::Result<Vec<DirEntry>>;
+    /// The whole content of a small file, refusing more than `limit` bytes.
+    fn read(&self, rel: &Path, limit: u64) -> io::Result<Vec<u8>>;
+    /// A stream over a (possibly large) file.
+    fn open(&self, rel: &Path) -> io::Result<Box<dyn Read + Send>>;
+    /// The size of a file; `NotFound` if it does not exist.
+    fn size(&self, rel: &Path) -> io::Result<u64>;
+    /// A path on a local filesystem that outputs may hardlink or reflink
+    /// from, if the backend has one.
+    fn local_path(&self, rel: &Path) -> Option<PathBuf>;
+    /// How to name `rel` in messages.
+    fn display(&self, rel: &Path) -> PathBuf;
+}
+
+/// The local filesystem backend. It holds the `v2` folder open and reads
+/// relative to it (`openat`, `fstatat`), so each look-up walks only the
+/// path inside the tree.
+pub struct FsBackend {
+    v2: PathBuf,
+    dir: Option<OwnedFd>,
+}
+
+impl FsBackend {
+    pub fn new(v2: PathBuf) -> FsBackend {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let dir = nix::fcntl::open(&v2, flags, Mode::empty()).ok();
+        FsBackend { v2, dir }
+    }
+
+    fn open_file(&self, rel: &Path) -> io::Result<fs::File> {
+        match &self.dir {
+            Some(dir) => {
+                let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+                let fd = nix::fcntl::openat(dir, rel, flags, Mode::empty())?;
+                Ok(fs::File::from(fd))
+            }
+            None => fs::File::open(self.v2.join(rel)),
+        }
+    }
+}
+
+impl Backend for FsBackend {
+    fn list(&self, rel: &Path) -> io::Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(self.v2.join(rel))? {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            let is_dir = if ft.is_symlink() {
+                fs::metadata(entry.path())
+                    .map(|m| m.is_dir())
+                    .unwrap_or(false)
+            } else {
+                ft.is_dir()
+            };
+            let name = entry.file_name().to_string_lossy().into_owned();
+            out.push(DirEntry { name, is_dir });
+        }
+        Ok(out)
+    }
+
+    fn read(&self, rel: &Path, limit: u64) -> io::Result<Vec<u8>> {
+        let file = self.open_file(rel)?;
+        let mut buf = Vec::new();
+        file.take(limit + 1).read_to_end(&mut buf)?;
+        if buf.len() as u64 > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("file is larger than {limit} bytes"),
+            ));
+        }
+        Ok(buf)
+    }
+
+    fn open(&self, rel: &Path) -> io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(self.open_file(rel)?))
+    }
+
+    fn size(&self, rel: &Path) -> io::Result<u64> {
+        let not_file = || io::Error::new(io::ErrorKind::NotFound, "not a regular file");
+        match &self.dir {
+            Some(dir) => {
+                let st = nix::sys::stat::fstatat(dir, rel, AtFlags::empty())?;
+                if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
+                    return Err(not_file());
+                }
+                Ok(st.st_size as u64)
+            }
+            None => {
+                let meta = fs::metadata(self.v2.join(rel))?;
+                if !meta.is_file() {
+                    return Err(not_file());
+                }
+                Ok(meta.len())
+            }
+        }
+    }
+
+    fn local_path(&self, rel: &Path) -> Option<PathBuf> {
+        Some(self.v2.join(rel))
+    }
+
+    fn display(&self, rel: &Path) -> PathBuf {
+        self.v2.join(rel)
+    }
+}
+
+/// A registry storage tree.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    v2: PathBuf,
+}
+
+impl Store {
+    /// Opens the tree at `path`, which may be the registry's root directory
+    /// (holding `docker/registry/v2`), the `v2` folder itself, or a parent
+    /// of the root directory up to three levels up, when exactly one tree
+    /// lies below it.
+    pub fn open(path: &Path) -> Result<Store> {
+        let v2 = locate_v2(path)?;
+        Ok(Store {
+            backend: Arc::new(FsBackend::new(v2.clone())),
+            v2,
+        })
+    }
+
+    /// A store over any backend (`v2` names it in messages).
+    pub fn with_backend(backend: Arc<dyn Backend>, v2: PathBuf) -> Store {
+        Store { backend, v2 }
+    }
+
+    /// The `v2` folder.
+    pub fn v2(&self) -> &Path {
+        &self.v2
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    /// How to name a place of the tree in messages.
+    pub fn display(&self, spec: &Spec) -> PathBuf {
+        self.backend.display(&spec.path())
+    }
+
+    /// Lists a folder of the tree; a missing folder lists as empty.
+    pub fn list(&self, spec: &Spec) -> Result<Vec<DirEntry>> {
+        let rel = spec.path();
+        match self.backend.list(&rel) {
+            Ok(v) => Ok(v),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io("list folder", self.backend.display(&rel), e)),
+        }
+    }
+
+    /// Reads a link file strictly. `Ok(None)` if it does not exist.
+    pub fn read_link(&self, spec: &Spec) -> Result<Option<Digest>> {
+        let rel = spec.path();
+        let bytes = match self.backend.read(&rel, 1024) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(Error::BadLink {
+                    path: self.backend.display(&rel),
+                    found: "(more than 1 KiB)".into(),
+                })
+            }
+            Err(e) => return Err(Error::io("read link", self.backend.display(&rel), e)),
+        };
+        paths::parse_link(&bytes)
+            .map(Some)
+            .map_err(|e| Error::BadLink {
+                path: self.backend.display(&rel),
+                found: e.found,
+            })
+    }
+
+    /// The size of a blob, or `None` if it is missing.
+    pub fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        let rel = Spec::BlobData(digest).path();
+        match self.backend.size(&rel) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("stat blob", self.backend.display(&rel), e)),
+        }
+    }
+
+    /// Reads a whole (small) blob, such as a manifest or a config.
+    pub fn read_blob(&self, digest: &Digest, what: &str) -> Result<Vec<u8>> {
+        let rel = Spec::BlobData(digest).path();
+        self.backend
+            .read(&rel, MAX_MANIFEST_SIZE)
+            .map_err(|e| self.blob_error(digest, what, e))
+    }
+
+    /// Opens a blob for streaming.
+    pub fn open_blob(&self, digest: &Digest, what: &str) -> Result<Box<dyn Read + Send>> {
+        let rel = Spec::BlobData(digest).path();
+        self.backend
+            .open(&rel)
+            .map_err(|e| self.blob_error(digest, what, e))
+    }
+
+    /// The blob's path on a local filesystem, if it has one.
+    pub fn blob_local_path(&self, digest: &Digest) -> Option<PathBuf> {
+        self.backend.local_path(&Spec::BlobData(digest).path())
+    }
+
+    fn blob_error(&self, digest: &Digest, what: &str, e: io::Error) -> Error {
+        let path = self.backend.display(&Spec::BlobData(digest).path());
+        if e.kind() == io::ErrorKind::NotFound {
+            Error::MissingBlob {
+                digest: digest.clone(),
+                what: what.into(),
+                path,
+            }
+        } else {
+            Error::io("read blob", path, e)
+        }
+    }
+}
+
+/// Finds the `v2` folder for a path the user gave.
+fn locate_v2(path: &Path) -> Result<PathBuf> {
+    let meta = fs::metadata(path).map_err(|e| Error::io("open ROOT", path, e))?;
+    if !meta.is_dir() {
+        return Err(Error::NotAStorageTree { path: path.into() });
+    }
+    let candidates = [
+        path.join(paths::V2_PREFIX),
+        path.join("registry/v2"),
+        path.join("v2"),
+        path.to_path_buf(),
+    ];
+    for c in &candidates {
+        if is_v2(c) {
+            return Ok(c.clone());
+        }
+    }
+    // A parent of the root directory: look a few levels down.
+    let found: Vec<PathBuf> = walkdir::WalkDir::new(path)
+        .min_depth(1)
+        .max_depth(3)
+        .into_iter()
+        .filter_entry(|e| e.file_type().is_dir())
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join(paths::V2_PREFIX))
+        .filter(|c| is_v2(c))
+        .collect();
+    match found.len() {
+        1 => Ok(found.into_iter().next().unwrap()),
+        0 => Err(Error::NotAStorageTree { path: path.into() }),
+        _ => Err(Error::Invalid {
+            message: format!(
+                "several storage trees below this folder: {}; name one",
+                found
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            path: Some(path.into()),
+        }),
+    }
+}
+
+fn is_v2(p: &Path) -> bool {
+    p.join(paths::REPOSITORIES).is_dir() || p.join(paths::BLOBS).is_dir()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locates_v2_from_root_v2_and_parent() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("var/lib/registry");
+        let v2 = root.join(paths::V2_PREFIX);
+        fs::create_dir_all(v2.join("repositories")).unwrap();
+        assert_eq!(locate_v2(&root).unwrap(), v2);
+        assert_eq!(locate_v2(&v2).unwrap(), v2);
+        assert_eq!(locate_v2(&t.path().join("var/lib")).unwrap(), v2);
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            locate_v2(empty.path()),
+            Err(Error::NotAStorageTree { .. })
+        ));
+    }
+
+    #[test]
+    fn reads_links_strictly() {
+        let t = tempfile::tempdir().unwrap();
+        let v2 = t.path().join(paths::V2_PREFIX);
+        let d = Digest::sha256_of(b"m");
+        let good = v2.join(Spec::TagCurrentLink("a", "ok").path());
+        let bad = v2.join(Spec::TagCurrentLink("a", "bad").path());
+        for (p, content) in [(&good, d.to_string()), (&bad, format!("{d}\n"))] {
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, content).unwrap();
+        }
+        let store = Store::open(t.path()).unwrap();
+        assert_eq!(
+            store.read_link(&Spec::TagCurrentLink("a", "ok")).unwrap(),
+            Some(d)
+        );
+        assert!(matches!(
+            store.read_link(&Spec::TagCurrentLink("a", "bad")),
+            Err(Error::BadLink { .. })
+        ));
+        assert_eq!(
+            store.read_link(&Spec::TagCurrentLink("a", "none")).unwrap(),
+            None
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! Damaged trees and bad arguments: a clear error naming the image and the
+//! path, exit 1 (2 for usage), nothing half-written, ROOT unchanged.
+
+use std::fs;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// The sample tree with every kind of damage, made once.
+fn broken() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = Box::leak(Box::new(tempdir()));
+        damaged("all", sample(), dir.path())
+    })
+}
+
+fn damages(kind: &str) -> Vec<Value> {
+    broken().sidecar["damages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn each_damage_fails_its_image_naming_image_and_path() {
+    let f = broken();
+    for kind in [
+        "missing-blob",
+        "missing-manifest",
+        "bad-link",
+        "not-json",
+        "missing-child",
+    ] {
+        let found = damages(kind);
+        assert!(!found.is_empty(), "no {kind} damage in the fixture");
+        for d in found {
+            let Some(image) = d["images"]
+                .as_array()
+                .unwrap()
+                .first()
+                .and_then(Value::as_str)
+            else {
+                continue;
+            };
+            // Only tag links decide what extract and select read; a bad
+            // `_layers` link is verify's business.
+            if kind == "bad-link"
+                && !d["paths"][0]
+                    .as_str()
+                    .unwrap()
+                    .contains("/_manifests/tags/")
+            {
+                continue;
+            }
+            for cmd in ["extract", "select"] {
+                let t = tempdir();
+                let out = t.path().join("out");
+                let before = Snapshot::take(&f.root);
+                let r =
+                    regkit([cmd, f.root.to_str().unwrap(), out.to_str().unwrap(), image]).fails(1);
+                assert_eq!(Snapshot::take(&f.root), before);
+                assert!(
+                    r.stderr.contains(&format!("= image: {image}")),
+                    "{kind}/{cmd}: {}",
+                    r.stderr
+                );
+                let named = d["paths"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| r.stderr.contains(p.as_str().unwrap()));
+                assert!(
+                    named,
+                    "{kind}/{cmd}: no damaged path in:\n{}\n{d}",
+                    r.stderr
+                );
+                assert!(!out.exists(), "{kind}/{cmd}: half-written output");
+                assert_eq!(
+                    fs::read_dir(t.path()).unwrap().count(),
+                    0,
+                    "{kind}/{cmd}: leftovers"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn keep_going_does_the_rest_and_summarises_failures() {
+    let f = broken();
+    let t = tempdir();
+    let out = t.path().join("out");
+    let r = regkit([
+        "-q",
+        "extract",
+        f.root.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--keep-going",
+        "--json",
+    ])
+    .fails(1);
+    let j = r.json();
+    let failed: Vec<&str> = j["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["image"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "missing-blob",
+        "missing-manifest",
+        "not-json",
+        "missing-child",
+    ] {
+        for d in damages(kind) {
+            for i in d["images"].as_array().unwrap() {
+                assert!(
+                    failed.contains(&i.as_str().unwrap()),
+                    "{kind}: {i} not among failures {failed:?}"
+                );
+            }
+        }
+    }
+    assert!(r.stderr.contains("images failed"), "{}", r.stderr);
+    // What could be done was done, and skopeo reads it.
+    let ok = "library/alpine:3.19";
+    assert!(!failed.contains(&ok));
+    assert_eq!(
+        skopeo_copy_all(&format!("dir:{}", out.join(ok).display())).unwrap(),
+        sample().digest(ok)
+    );
+}
+
+#[test]
+fn unknown_images_name_the_nearest_or_are_skipped() {
+    let f = sample();
+    let t = tempdir();
+    let out = t.path().join("out");
+    let r = regkit([
+        "extract",
+        f.root.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "team/app:v3",
+    ])
+    .fails(1);
+    assert!(
+        r.stderr.contains("team/app:v3") && r.stderr.contains("did you mean: team/app:v1"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists());
+    let r = regkit([
+        "extract",
+        f.root.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "team/app:v3",
+        "team/app:v1",
+        "--skip-missing",
+    ])
+    .ok();
+    assert!(
+        r.stderr.contains("warning") && r.stderr.contains("team/app:v3"),
+        "{}",
+        r.stderr
+    );
+    assert!(out.join("team/app:v1/manifest.json").is_file());
+}
+
+#[test]
+fn a_folder_that_is_not_a_storage_tree_is_named() {
+    let t = tempdir();
+    let r = regkit(["ls", t.path().to_str().unwrap()]).fails(1);
+    assert!(
+        r.stderr.contains("no registry storage tree")
+            && r.stderr.contains(t.path().to_str().unwrap()),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let f = sample();
+    regkit(["extract"]).fails(2);
+    regkit(["frobnicate"]).fails(2);
+    let t = tempdir();
+    let r = regkit([
+        "extract",
+        f.root.to_str().unwrap(),
+        t.path().join("o").to_str().unwrap(),
+        "Not/A:Valid:Ref",
+    ])
+    .fails(2);
+    assert!(r.stderr.contains("Not/A:Valid:Ref"), "{}", r.stderr);
+    let list = write_list(t.path(), "bad.list", &["team/app:v1", "UPPER/case:1"]);
+    let r = regkit([
+        "extract",
+        f.root.to_str().unwrap(),
+        t.path().join("o").to_str().unwrap(),
+        "--list",
+        list.to_str().unwrap(),
+    ])
+    .fails(2);
+    assert!(
+        r.stderr.contains("line 2") && r.stderr.contains("bad.list"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn corrupt_blobs_are_caught_when_bytes_are_copied() {
+    // Copies (here forced by a read-only ROOT) check every digest.
+    let f = broken();
+    for kind in ["flipped-byte", "truncated-blob"] {
+        let d = &damages(kind)[0];
+        let image = d["images"][0].as_str().unwrap();
+        let t = tempdir();
+        let out = t.path().join("out");
+        let r = regkit_readonly(
+            &f.root,
+            [
+                "extract",
+                f.root.to_str().unwrap(),
+                out.to_str().unwrap(),
+                image,
+            ],
+        )
+        .fails(1);
+        assert!(
+            r.stderr.contains(d["paths"][0].as_str().unwrap()),
+            "{kind}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("wrong content") && r.stderr.contains(image),
+            "{kind}: {}",
+            r.stderr
+        );
+        assert!(!out.exists());
+    }
+}

@@ -1,0 +1,447 @@
+//! Shared parts of the integration tests: the regkit binary, fixtures made by
+//! the real registry (scripts/fixture.py), the real registry and skopeo.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A finished run of a program.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub raw_stdout: Vec<u8>,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            raw_stdout: o.stdout,
+        }
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn fails(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "wrong exit code:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+pub fn regkit_path() -> &'static str {
+    env!("CARGO_BIN_EXE_regkit")
+}
+
+/// Runs regkit with the given arguments.
+pub fn regkit<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Run::from(
+        Command::new(regkit_path())
+            .args(args)
+            .output()
+            .expect("run regkit"),
+    )
+}
+
+/// Runs regkit in a private mount namespace where `ro` is mounted read-only.
+pub fn regkit_readonly<I, S>(ro: &Path, args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let o = Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount --bind -o ro \"$0\" \"$0\" && exec \"$@\"",
+        ])
+        .arg(ro)
+        .arg(regkit_path())
+        .args(args)
+        .output()
+        .expect("run unshare");
+    Run::from(o)
+}
+
+pub fn run_cmd(program: &str, args: &[&str]) -> Run {
+    Run::from(
+        Command::new(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {program}: {e}")),
+    )
+}
+
+/// A tree made by scripts/fixture.py, with its sidecar description.
+pub struct Fixture {
+    pub root: PathBuf,
+    pub sidecar: Value,
+}
+
+impl Fixture {
+    /// Every image of the sidecar: (ref, digest, copyable).
+    pub fn images(&self) -> Vec<(String, String, bool)> {
+        self.sidecar["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["ref"].as_str().unwrap().to_string(),
+                    i["digest"].as_str().unwrap().to_string(),
+                    i["copyable"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect()
+    }
+
+    pub fn image(&self, r: &str) -> &Value {
+        self.sidecar["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["ref"] == r)
+            .unwrap_or_else(|| panic!("{r} not in sidecar"))
+    }
+
+    pub fn digest(&self, r: &str) -> String {
+        self.image(r)["digest"].as_str().unwrap().to_string()
+    }
+}
+
+fn scratch() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("regkit-it-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn fixture_py(args: &[&str]) {
+    let script = repo_dir().join("scripts/fixture.py");
+    let r = Run::from(
+        Command::new("python3")
+            .arg(&script)
+            .args(args)
+            .output()
+            .expect("run scripts/fixture.py"),
+    );
+    assert_eq!(
+        r.code, 0,
+        "fixture.py {args:?} failed:\n{}\n{}",
+        r.stdout, r.stderr
+    );
+}
+
+fn load(root: PathBuf) -> Fixture {
+    let sidecar_path = PathBuf::from(format!("{}.json", root.display()));
+    let sidecar = serde_json::from_slice(&fs::read(&sidecar_path).unwrap()).unwrap();
+    Fixture { root, sidecar }
+}
+
+/// Builds a recipe with the real registry, once per test process.
+pub fn built(recipe: &'static str) -> &'static Fixture {
+    static CACHE: OnceLock<std::sync::Mutex<BTreeMap<&'static str, &'static Fixture>>> =
+        OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut map = cache.lock().unwrap();
+    if let Some(f) = map.get(recipe) {
+        return f;
+    }
+    let root = scratch().join(format!("fixture-{recipe}"));
+    fixture_py(&["build", recipe, root.to_str().unwrap(), "--force"]);
+    let f: &'static Fixture = Box::leak(Box::new(load(root)));
+    map.insert(recipe, f);
+    f
+}
+
+pub fn sample() -> &'static Fixture {
+    built("sample")
+}
+
+pub fn edge() -> &'static Fixture {
+    built("edge")
+}
+
+/// A damaged copy of a fixture, in `dir`.
+pub fn damaged(kind: &str, src: &Fixture, dir: &Path) -> Fixture {
+    let root = dir.join(format!("damaged-{kind}"));
+    fixture_py(&[
+        "damage",
+        kind,
+        src.root.to_str().unwrap(),
+        root.to_str().unwrap(),
+    ]);
+    load(root)
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("regkit-it-")
+        .tempdir()
+        .unwrap()
+}
+
+/// The real registry (Debian's docker-registry) serving `root` on loopback.
+pub struct Registry {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start(root: &Path) -> Registry {
+        Registry::start_with(root, "")
+    }
+
+    /// Starts the registry with extra YAML appended to its configuration.
+    pub fn start_with(root: &Path, extra_yaml: &str) -> Registry {
+        let dir = tempdir();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let config = dir.path().join("config.yml");
+            fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: 127.0.0.1:{port}}}\n{extra_yaml}",
+                    root.display()
+                ),
+            )
+            .unwrap();
+            let log = fs::File::create(dir.path().join("registry.log")).unwrap();
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("start docker-registry (run scripts/install-deps.sh)");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken, most likely: try another
+                }
+                if http_get(port, "/v2/")
+                    .map(|(s, _)| s == 200)
+                    .unwrap_or(false)
+                {
+                    return Registry {
+                        port,
+                        child,
+                        _dir: dir,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let log = fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default();
+        panic!("docker-registry did not start:\n{log}");
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        http_get(self.port, path).expect("GET from registry")
+    }
+
+    /// The repositories `/v2/_catalog` lists.
+    pub fn catalog(&self) -> Vec<String> {
+        let (status, body) = self.get("/v2/_catalog?n=1000");
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        v["repositories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The tags `/v2/<repo>/tags/list` lists.
+    pub fn tags(&self, repo: &str) -> Vec<String> {
+        let (status, body) = self.get(&format!("/v2/{repo}/tags/list"));
+        if status == 404 {
+            return vec![];
+        }
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let mut t: Vec<String> = v["tags"]
+            .as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        t.sort();
+        t
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP/1.0 GET on loopback: (status, body).
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v1+prettyjws, */*\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(buf.len());
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = buf.get(split + 4..).unwrap_or_default().to_vec();
+    Ok((status, body))
+}
+
+pub fn skopeo(args: &[&str]) -> Run {
+    let mut full = vec!["--insecure-policy"];
+    full.extend_from_slice(args);
+    run_cmd("skopeo", &full)
+}
+
+/// `skopeo copy --all SRC dir:TMP` and the sha256 of the copied top manifest.
+pub fn skopeo_copy_all(src: &str) -> Result<String, String> {
+    let t = tempdir();
+    let dst = format!("dir:{}", t.path().join("img").display());
+    let r = skopeo(&["copy", "--all", "--src-tls-verify=false", "-q", src, &dst]);
+    if r.code != 0 {
+        return Err(r.stderr);
+    }
+    Ok(sha256_file(&t.path().join("img/manifest.json")))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    format!("sha256:{}", sha256_hex(&fs::read(p).unwrap()))
+}
+
+/// Every file and folder under `root` with its kind, size, mtime and
+/// content hash: what "unchanged" means for a source tree.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot(BTreeMap<PathBuf, (char, u64, i64, String)>);
+
+impl Snapshot {
+    pub fn take(root: &Path) -> Snapshot {
+        let mut map = BTreeMap::new();
+        for e in walkdir::WalkDir::new(root).sort_by_file_name() {
+            let e = e.unwrap();
+            let m = e.path().symlink_metadata().unwrap();
+            let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
+            let entry = if m.is_dir() {
+                ('d', 0, m.mtime(), String::new())
+            } else if m.is_file() {
+                (
+                    'f',
+                    m.len(),
+                    m.mtime(),
+                    sha256_hex(&fs::read(e.path()).unwrap()),
+                )
+            } else {
+                ('o', 0, m.mtime(), String::new())
+            };
+            map.insert(rel, entry);
+        }
+        Snapshot(map)
+    }
+}
+
+/// Every file under `root`, relative, sorted (folders left out).
+pub fn files_under(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().strip_prefix(root).unwrap().display().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Whether two paths are the same inode (a hardlink).
+pub fn same_inode(a: &Path, b: &Path) -> bool {
+    let (a, b) = (fs::metadata(a).unwrap(), fs::metadata(b).unwrap());
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+pub fn blob_path(root: &Path, digest: &str) -> PathBuf {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    root.join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data")
+}
+
+pub fn write_list(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, lines.join("\n")).unwrap();
+    p
+}
+
+pub fn stdin_null() -> Stdio {
+    Stdio::null()
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the regkit binary against trees the real registry
+//! wrote, checked with the real registry and skopeo.
+
+mod common;
+
+mod bad_input;
+mod extract;
+mod fixtures;
+mod inspect;
+mod ls;
+mod select;
