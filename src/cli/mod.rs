@@ -3,6 +3,7 @@
 mod diagnostic;
 mod inspect;
 mod ls;
+mod push;
 mod write;
 
 use std::path::PathBuf;
@@ -77,6 +78,9 @@ pub enum Command {
         after_help = "OUT may be an existing storage tree: images are added to it, and a file\nthat differs is refused. The real registry started on OUT serves exactly\nthe selected images.\n\nExamples:\n  regkit select /var/lib/registry ./release --list release.list\n  regkit select /var/lib/registry ./release team/app:v2 --dry-run"
     )]
     Select(WriteArgs),
+    /// Push images straight from storage to a live registry (Harbor, Distribution, ...).
+    #[command(after_help = push::AFTER_HELP)]
+    Push(Box<push::PushArgs>),
 }
 
 /// Which images: names and lists in the seed format.
@@ -154,6 +158,7 @@ pub fn run(cli: Cli) -> ExitCode {
         } => inspect::run(&root, &image, raw, config, platform.as_ref()),
         Command::Extract(args) => write::run(write::Kind::Extract, &args, quiet),
         Command::Select(args) => write::run(write::Kind::Select, &args, quiet),
+        Command::Push(args) => push::run(&args, quiet),
     };
     match result {
         Ok(code) => code,

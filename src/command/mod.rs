@@ -5,6 +5,7 @@
 pub mod extract;
 pub mod inspect;
 pub mod ls;
+pub mod push;
 pub mod select;
 
 use std::path::Path;

@@ -8,4 +8,5 @@ mod extract;
 mod fixtures;
 mod inspect;
 mod ls;
+mod push;
 mod select;
