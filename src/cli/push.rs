@@ -12,8 +12,8 @@ use crate::cli::SelectArgs;
 use crate::command::push::{self, PushOptions, PushOutcome};
 use crate::error::{Error, Result};
 use crate::progress::human_bytes;
-use crate::push::auth::{self, Credentials};
 use crate::push::client::ClientOptions;
+use crate::push::creds::{self, Credentials};
 use crate::push::dest::{Destination, Naming, RepoMap};
 use crate::push::error::RemoteError;
 use crate::push::image::ImageReport;
@@ -114,7 +114,7 @@ pub fn run(args: &PushArgs, quiet: bool) -> Result<ExitCode> {
     let creds = match &args.creds {
         Some(c) => Some(Credentials::parse(c)?),
         None if args.dry_run => None,
-        None => auth::lookup(
+        None => creds::lookup(
             &args.dest.host,
             &args.dest.namespace,
             args.authfile.as_deref(),

@@ -93,7 +93,7 @@ impl RemoteError {
         Some(match self {
             RemoteError::Unreachable { .. } => "check that the registry is running at that address; a registry without TLS needs --tls-verify=false (or DEST written http://HOST); run again to resume, what is already there is skipped".into(),
             RemoteError::Tls { host, .. } => format!(
-                "trust its certificate with --cert-dir DIR (a folder of *.crt files, like /etc/containers/certs.d/{host}), or skip verification with --tls-verify=false"
+                "trust its certificate with --cert-dir DIR (a folder of *.crt files, like /etc/containers/certs.d/{host}), or skip verification with --tls-verify=false; a registry speaking plain http is written http://{host}"
             ),
             RemoteError::BadCredentials { .. } => "check the user and password given with --creds or --authfile, or stored by `skopeo login` / `docker login`".into(),
             RemoteError::NoCredentials { host } => format!(

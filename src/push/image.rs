@@ -1,7 +1,8 @@
 //! Pushing one image: if its tag already names the same digest at the
-//! destination, nothing; otherwise every blob, then every manifest by
-//! digest (children first, those already there skipped), then the tag, with
-//! the exact stored bytes and the stored media type.
+//! destination, nothing; otherwise every blob, then every child manifest by
+//! digest (children first, those already there skipped), then the top
+//! manifest by tag (which stores it by digest too), with the exact stored
+//! bytes and the stored media type.
 
 use std::sync::atomic::AtomicU64;
 
@@ -103,6 +104,10 @@ pub fn push(ctx: &Context, job: &Job) -> Result<ImageReport> {
         }
     }
     for m in job.manifests() {
+        if job.target.tag.is_some() && m.digest == top.digest {
+            // Sent once, by tag, below: that stores it by digest too.
+            continue;
+        }
         let claim = ctx.manifests.of(&(repo.clone(), m.digest.clone()));
         let mut there = claim.lock().expect("not poisoned");
         // A by-digest image's top manifest was just found missing.
@@ -125,6 +130,9 @@ pub fn push(ctx: &Context, job: &Job) -> Result<ImageReport> {
     }
     if let Some(tag) = &job.target.tag {
         put_manifest(ctx, repo, top, tag)?;
+        report.manifests_pushed += 1;
+        report.bytes_sent += top.node.size;
+        ctx.progress.inc(top.node.size);
     }
     Ok(report)
 }

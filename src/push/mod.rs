@@ -5,7 +5,8 @@
 //! - [`dest`]: DEST, `--dest-prefix` and the map file: where each image goes.
 //! - [`narrow`]: a store showing only the named repositories (a quick walk).
 //! - [`plan`]: the jobs, one per image, and their order.
-//! - [`client`]: HTTP (ureq, rustls), retries with backoff; [`tls`], [`auth`].
+//! - [`client`]: HTTP (ureq, rustls), retries with backoff; [`tls`], [`auth`]
+//!   (Basic, Bearer tokens), [`creds`] (credential files).
 //! - [`upload`]: one blob into one repository (HEAD, mount, PUT, PATCH).
 //! - [`image`]: one image: blobs, manifests children first, then the tag.
 //! - [`harbor`]: "create the project" instead of "denied".
@@ -13,6 +14,7 @@
 pub mod auth;
 pub mod claims;
 pub mod client;
+pub mod creds;
 pub mod dest;
 pub mod error;
 pub mod harbor;

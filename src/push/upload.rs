@@ -1,6 +1,6 @@
 //! Getting one blob into one repository of the destination, the cheapest
-//! way that works: known from this run, already there (HEAD), mounted from
-//! another repository this run pushed it to, or uploaded from disk as a
+//! way that works: known from this run, mounted from another repository
+//! this run put it in, already there (HEAD), or uploaded from disk as a
 //! stream: one PUT when small, PATCH chunks when large.
 
 use std::io::{self, Read};
@@ -77,7 +77,9 @@ impl Blobs {
 impl Uploader<'_> {
     /// One try at getting the blob there.
     fn transfer(&self, repo: &str, blob: &BlobItem, from: Option<&str>) -> Result<Fate> {
-        if self.exists(repo, &blob.digest)? {
+        // A blob this run put elsewhere is mounted straight away (a mount of
+        // a blob already there answers 201 too); others are looked for.
+        if from.is_none() && self.exists(repo, &blob.digest)? {
             return Ok(Fate::Present);
         }
         let location = match from {
