@@ -7,7 +7,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::push::client::{exchange, Body, Reply};
+use crate::push::client::{exchange, missing_project, Body, Reply};
 pub use crate::push::creds::Credentials;
 use crate::push::error::RemoteError;
 
@@ -346,13 +346,21 @@ impl Auth {
                 .into_error())
             }
             s => {
-                return Err(RemoteError::Status {
-                    method: "GET".into(),
-                    url: realm.into(),
-                    status: s,
-                    message: r.message(),
+                let message = r.message();
+                return Err(match missing_project(&message) {
+                    Some(project) => RemoteError::ProjectMissing {
+                        host: self.host.clone(),
+                        project,
+                        message,
+                    },
+                    None => RemoteError::Status {
+                        method: "GET".into(),
+                        url: realm.into(),
+                        status: s,
+                        message,
+                    },
                 }
-                .into_error())
+                .into_error());
             }
         }
         let doc: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| {

@@ -119,7 +119,7 @@ pub fn push(ctx: &Context, job: &Job) -> Result<ImageReport> {
                     .retrying(|| head_manifest(ctx, repo, m.digest.as_str()))?
                     != Some(m.digest.clone()))
         {
-            put_manifest(ctx, repo, m, m.digest.as_str())?;
+            put_manifest(ctx, repo, m, m.digest.as_str()).map_err(|e| foreign(e, job))?;
             report.manifests_pushed += 1;
             report.bytes_sent += m.node.size;
         } else {
@@ -129,12 +129,22 @@ pub fn push(ctx: &Context, job: &Job) -> Result<ImageReport> {
         ctx.progress.inc(m.node.size);
     }
     if let Some(tag) = &job.target.tag {
-        put_manifest(ctx, repo, top, tag)?;
+        put_manifest(ctx, repo, top, tag).map_err(|e| foreign(e, job))?;
         report.manifests_pushed += 1;
         report.bytes_sent += top.node.size;
         ctx.progress.inc(top.node.size);
     }
     Ok(report)
+}
+
+/// Says why a manifest with foreign layers may be refused.
+fn foreign(e: Error, job: &Job) -> Error {
+    match job.image.foreign.len() {
+        0 => e,
+        n => Error::invalid(format!(
+            "{e} (the image has {n} foreign layer(s), which storage does not hold: the registry must accept their URLs, e.g. distribution's validation.manifests.urls.allow)"
+        )),
+    }
 }
 
 /// HEAD /v2/<repo>/manifests/<reference>: the digest there, if any.

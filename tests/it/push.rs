@@ -585,3 +585,39 @@ fn push_resumes_after_the_destination_dies_midway() {
         assert_eq!(got, i["digest"].as_str().unwrap(), "{r}");
     }
 }
+
+#[test]
+fn push_reports_each_refused_image_and_pushes_the_others() {
+    // Schema1 (stored without its signature) and a foreign layer (not in
+    // storage, URLs not allowed by the destination) are refused by the
+    // registry; the five other images of `edge` are pushed.
+    let src = edge();
+    let dst = tempdir();
+    let reg = Registry::start(dst.path());
+    let root = src.root.to_str().unwrap();
+    let r = regkit([
+        "push",
+        root,
+        &reg.host(),
+        "--tls-verify=false",
+        "--retries",
+        "0",
+    ])
+    .fails(1);
+    assert!(r.stderr.contains("= image: legacy/old:1.0"), "{}", r.stderr);
+    assert!(r.stderr.contains("schema1"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("= image: win/foreign:ltsc2019"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("foreign layer"), "{}", r.stderr);
+    assert!(r.stderr.contains("2 of 7 images failed"), "{}", r.stderr);
+    assert!(r.stdout.contains("pushed 5 of 7"), "{}", r.stdout);
+    for (r, digest, _) in src.images() {
+        if !r.starts_with("legacy/") && !r.starts_with("win/") {
+            let (repo, tag) = split_ref(&r);
+            assert_served(&reg, repo, tag, &digest);
+        }
+    }
+}
