@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod command;
+pub mod compress;
 pub mod digest;
 pub mod error;
 pub mod interrupt;
