@@ -10,7 +10,9 @@ use gzp::par::compress::ParCompressBuilder;
 use gzp::ZWriter;
 
 /// A compression of a bundle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     None,

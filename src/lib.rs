@@ -9,6 +9,7 @@
 //! those pipelines, one per command; `main.rs` and [`cli`] only parse and
 //! print.
 
+pub mod bundle;
 pub mod catalog;
 pub mod cli;
 pub mod command;

@@ -2,10 +2,13 @@
 //! catalog → selection → plan → sink pipeline and returns what happened, for
 //! the CLI to print.
 
+pub mod diff;
 pub mod extract;
 pub mod inspect;
 pub mod ls;
+pub mod pack;
 pub mod select;
+pub mod unpack;
 
 use std::path::Path;
 
