@@ -10,14 +10,14 @@
 
 use std::cell::RefCell;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Component, Path};
 use std::rc::Rc;
 
 use serde::Serialize;
 
 use crate::compress::{self, Compression};
-use crate::digest::{Digest, Hasher};
+use crate::digest::{copy_hashed, CopyError, Digest};
 use crate::error::{Error, Result};
 use crate::interrupt;
 use crate::paths::{self, Parsed, Spec};
@@ -219,45 +219,22 @@ fn write_blob(
     dry_run: bool,
     bundle: &Path,
 ) -> Result<u64> {
-    let mut hasher = verify.then(|| Hasher::new(d.algorithm()));
-    let mut buf = vec![0u8; 256 * 1024];
+    let algo = verify.then(|| d.algorithm());
+    let copy_error = |e: CopyError| match e {
+        CopyError::Read(e) => Error::io("read the bundle", bundle, e),
+        CopyError::Write(e) => Error::io("write", dst, e),
+    };
     if dry_run {
-        let mut n = 0;
-        loop {
-            let k = entry
-                .read(&mut buf)
-                .map_err(|e| Error::io("read the bundle", bundle, e))?;
-            if k == 0 {
-                break;
-            }
-            if let Some(h) = hasher.as_mut() {
-                h.update(&buf[..k]);
-            }
-            n += k as u64;
-        }
-        return check_digest(hasher, d, bundle).map(|()| n);
+        let (actual, n) = copy_hashed(entry, io::sink(), algo).map_err(copy_error)?;
+        return check_digest(actual, d, bundle).map(|()| n);
     }
     let parent = dst.parent().expect("blob path has a parent");
     fs::create_dir_all(parent).map_err(|e| Error::io("create folder", parent, e))?;
     let tmp = sink::fs::sibling(dst, "regkit-tmp");
     let result = (|| {
-        let mut out = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        let mut n = 0u64;
-        loop {
-            let k = entry
-                .read(&mut buf)
-                .map_err(|e| Error::io("read the bundle", bundle, e))?;
-            if k == 0 {
-                break;
-            }
-            if let Some(h) = hasher.as_mut() {
-                h.update(&buf[..k]);
-            }
-            out.write_all(&buf[..k])
-                .map_err(|e| Error::io("write", dst, e))?;
-            n += k as u64;
-        }
-        check_digest(hasher, d, bundle)?;
+        let out = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        let (actual, n) = copy_hashed(entry, out, algo).map_err(copy_error)?;
+        check_digest(actual, d, bundle)?;
         fs::rename(&tmp, dst).map_err(|e| Error::io("rename into place", dst, e))?;
         Ok(n)
     })();
@@ -267,8 +244,8 @@ fn write_blob(
     result
 }
 
-fn check_digest(hasher: Option<Hasher>, d: &Digest, bundle: &Path) -> Result<()> {
-    match hasher.map(Hasher::finish) {
+fn check_digest(actual: Option<Digest>, d: &Digest, bundle: &Path) -> Result<()> {
+    match actual {
         Some(actual) if actual != *d => Err(Error::DigestMismatch {
             path: bundle.join(Spec::BlobData(d).rooted()),
             expected: d.clone(),
