@@ -352,3 +352,50 @@ fn ctrl_c_half_way_leaves_no_output_and_no_staging_folder() {
         assert!(left.is_empty(), "{cmd}: left behind {left:?}");
     }
 }
+
+#[test]
+fn extract_handles_schema1_foreign_layers_and_odd_names() {
+    let f = edge();
+    let t = tempdir();
+    let out = t.path().join("out");
+    regkit([
+        "-q",
+        "extract",
+        f.root.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    for (r, digest, copyable) in f.images() {
+        let dir = out.join(&r);
+        assert_eq!(sha256_file(&dir.join("manifest.json")), digest, "{r}");
+        if copyable {
+            assert_eq!(
+                skopeo_copy_all(&format!("dir:{}", dir.display())).unwrap(),
+                digest,
+                "{r}"
+            );
+        }
+    }
+    // Schema1 blobs come from fsLayers, never from hex found in v1Compatibility.
+    let legacy = f.image("legacy/old:1.0");
+    let mut want: Vec<String> = legacy["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+                .to_string()
+        })
+        .collect();
+    want.sort();
+    want.dedup();
+    let mut have: Vec<String> = files_under(&out.join("legacy/old:1.0"))
+        .into_iter()
+        .filter(|n| n.len() == 64)
+        .collect();
+    have.sort();
+    assert_eq!(have, want);
+}
