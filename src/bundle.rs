@@ -126,15 +126,11 @@ impl Contents {
             }
         }
         // Whatever else the tree stores is there too.
-        for e in walkdir::WalkDir::new(store.v2().join(paths::BLOBS))
-            .min_depth(4)
-            .max_depth(4)
-        {
-            let Ok(e) = e else { continue };
-            let rel = e.path().strip_prefix(store.v2()).unwrap_or(e.path());
-            if let Some(Parsed::BlobData(d)) = paths::parse(&rel.to_string_lossy()) {
-                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-                c.blobs.entry(d).or_insert(size);
+        for d in store.list_blobs()? {
+            if !c.blobs.contains_key(&d) {
+                if let Some(size) = store.blob_size(&d)? {
+                    c.blobs.insert(d, size);
+                }
             }
         }
         Ok(c)
