@@ -127,9 +127,9 @@ impl Contents {
         }
         // Whatever else the tree stores is there too.
         for d in store.list_blobs()? {
-            if !c.blobs.contains_key(&d) {
-                if let Some(size) = store.blob_size(&d)? {
-                    c.blobs.insert(d, size);
+            if let std::collections::btree_map::Entry::Vacant(slot) = c.blobs.entry(d) {
+                if let Some(size) = store.blob_size(slot.key())? {
+                    slot.insert(size);
                 }
             }
         }
