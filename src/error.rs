@@ -186,7 +186,7 @@ impl Error {
                     .into(),
             ),
             Error::Io { source, .. } if source.raw_os_error() == Some(nix::libc::ENOSPC) => {
-                Some("the disk is full; nothing was renamed into place, free space and run again".into())
+                Some("the disk is full: the file being written was removed and nothing half-written is left; free space and run again".into())
             }
             Error::Remote(r) => r.help(),
             _ => None,

@@ -9,9 +9,11 @@
 //! those pipelines, one per command; `main.rs` and [`cli`] only parse and
 //! print.
 
+pub mod bundle;
 pub mod catalog;
 pub mod cli;
 pub mod command;
+pub mod compress;
 pub mod digest;
 pub mod error;
 pub mod interrupt;

@@ -2,11 +2,14 @@
 //! catalog → selection → plan → sink pipeline and returns what happened, for
 //! the CLI to print.
 
+pub mod diff;
 pub mod extract;
 pub mod inspect;
 pub mod ls;
+pub mod pack;
 pub mod push;
 pub mod select;
+pub mod unpack;
 
 use std::path::Path;
 

@@ -333,6 +333,14 @@ fn free_port() -> u16 {
 
 /// A plain HTTP/1.0 GET on loopback: (status, body).
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    http_get_with_headers(port, path).map(|(s, _, b)| (s, b))
+}
+
+/// A plain HTTP/1.0 GET on loopback: (status, lower-cased headers, body).
+pub fn http_get_with_headers(
+    port: u16,
+    path: &str,
+) -> std::io::Result<(u16, BTreeMap<String, String>, Vec<u8>)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
@@ -352,7 +360,13 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let body = buf.get(split + 4..).unwrap_or_default().to_vec();
-    Ok((status, body))
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((status, headers, body))
 }
 
 pub fn skopeo(args: &[&str]) -> Run {
