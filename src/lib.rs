@@ -24,6 +24,7 @@ pub mod paths;
 pub mod plan;
 pub mod platform;
 pub mod progress;
+pub mod push;
 pub mod reference;
 pub mod selection;
 pub mod sink;

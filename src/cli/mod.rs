@@ -4,6 +4,7 @@ mod bundle;
 mod diagnostic;
 mod inspect;
 mod ls;
+mod push;
 mod write;
 
 use std::path::PathBuf;
@@ -109,6 +110,9 @@ Examples:\n  regkit unpack release-1.0.tar /var/lib/registry\n  regkit unpack - 
         #[arg(long)]
         json: bool,
     },
+    /// Push images straight from storage to a live registry (Harbor, Distribution, ...).
+    #[command(after_help = push::AFTER_HELP)]
+    Push(Box<push::PushArgs>),
 }
 
 /// Which images: names and lists in the seed format.
@@ -189,6 +193,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Pack(args) => bundle::pack(&args, quiet),
         Command::Unpack(args) => bundle::unpack(&args, quiet),
         Command::Diff { old, new, json } => bundle::diff(&old, &new, json),
+        Command::Push(args) => push::run(&args, quiet),
     };
     match result {
         Ok(code) => code,

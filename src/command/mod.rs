@@ -7,6 +7,7 @@ pub mod extract;
 pub mod inspect;
 pub mod ls;
 pub mod pack;
+pub mod push;
 pub mod select;
 pub mod unpack;
 

@@ -459,3 +459,72 @@ pub fn write_list(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
 pub fn stdin_null() -> Stdio {
     Stdio::null()
 }
+
+impl Registry {
+    /// Starts the registry with `http_extra` inside its `http:` mapping
+    /// (e.g. `tls: {certificate: C, key: K}`) and `extra_yaml` at the top
+    /// level (e.g. `auth: ...`). Ready once `/v2/` answers anything (401
+    /// with auth; 400 to plain HTTP with TLS).
+    pub fn start_custom(root: &Path, http_extra: &str, extra_yaml: &str) -> Registry {
+        let dir = tempdir();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let config = dir.path().join("config.yml");
+            let http_extra = if http_extra.is_empty() {
+                String::new()
+            } else {
+                format!(", {http_extra}")
+            };
+            fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: 127.0.0.1:{port}{http_extra}}}\n{extra_yaml}",
+                    root.display()
+                ),
+            )
+            .unwrap();
+            let log = fs::File::create(dir.path().join("registry.log")).unwrap();
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("start docker-registry (run scripts/install-deps.sh)");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if http_get(port, "/v2/").map(|(s, _)| s > 0).unwrap_or(false) {
+                    return Registry {
+                        port,
+                        child,
+                        _dir: dir,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let log = fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default();
+        panic!("docker-registry did not start:\n{log}");
+    }
+
+    /// Kills the registry at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs regkit with extra environment variables.
+pub fn regkit_env(args: &[&str], env: &[(&str, &Path)]) -> Run {
+    let mut c = Command::new(regkit_path());
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    Run::from(c.output().expect("run regkit"))
+}

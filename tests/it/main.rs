@@ -9,4 +9,5 @@ mod extract;
 mod fixtures;
 mod inspect;
 mod ls;
+mod push;
 mod select;
