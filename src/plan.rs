@@ -98,7 +98,16 @@ impl Plan {
         self.file(path.into(), Source::Bytes(bytes), size, phase)
     }
 
-    fn file(&mut self, path: String, source: Source, size: u64, phase: Phase) -> Result<()> {
+    /// Adds a file with bytes from any source; the same path twice must have
+    /// the same source.
+    pub fn file(
+        &mut self,
+        path: impl Into<String>,
+        source: Source,
+        size: u64,
+        phase: Phase,
+    ) -> Result<()> {
+        let path = path.into();
         let entry = FileEntry {
             source,
             size,

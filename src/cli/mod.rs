@@ -1,6 +1,7 @@
 //! Command-line parsing (clap) and printing; the work is in [`crate::command`].
 
 mod diagnostic;
+mod export;
 mod inspect;
 mod ls;
 mod write;
@@ -17,7 +18,7 @@ use crate::selection::Request;
 
 pub use diagnostic::print_error;
 
-const ROOT_HELP: &str = "Registry storage: the registry's rootdirectory (holding docker/registry/v2), the v2 folder, or a parent";
+pub(crate) const ROOT_HELP: &str = "Registry storage: the registry's rootdirectory (holding docker/registry/v2), the v2 folder, or a parent";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -77,6 +78,9 @@ pub enum Command {
         after_help = "OUT may be an existing storage tree: images are added to it, and a file\nthat differs is refused. The real registry started on OUT serves exactly\nthe selected images.\n\nExamples:\n  regkit select /var/lib/registry ./release --list release.list\n  regkit select /var/lib/registry ./release team/app:v2 --dry-run"
     )]
     Select(WriteArgs),
+    /// Export images to an OCI layout (folder or tar) or a docker save archive.
+    #[command(after_help = export::AFTER_HELP)]
+    Export(export::ExportArgs),
 }
 
 /// Which images: names and lists in the seed format.
@@ -154,6 +158,7 @@ pub fn run(cli: Cli) -> ExitCode {
         } => inspect::run(&root, &image, raw, config, platform.as_ref()),
         Command::Extract(args) => write::run(write::Kind::Extract, &args, quiet),
         Command::Select(args) => write::run(write::Kind::Select, &args, quiet),
+        Command::Export(args) => export::run(&args, quiet),
     };
     match result {
         Ok(code) => code,

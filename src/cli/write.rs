@@ -11,7 +11,7 @@ use crate::cli::WriteArgs;
 use crate::command::{self, Outcome, WriteOptions};
 use crate::error::{Error, Result};
 use crate::plan::Source;
-use crate::selection::Image;
+use crate::selection::{Image, Selection};
 use crate::sink::fs::Report;
 
 #[derive(Clone, Copy)]
@@ -32,17 +32,7 @@ pub fn run(kind: Kind, args: &WriteArgs, quiet: bool) -> Result<ExitCode> {
         Kind::Select => command::select::run(&args.root, &args.out, &req, &opts)?,
     };
     let sel = &outcome.selection;
-    for e in &sel.skipped {
-        print_warning(e);
-    }
-    for img in &sel.images {
-        for f in &img.foreign {
-            eprintln!(
-                "note: {}: foreign layer {f} is not in storage (clients fetch it from its urls); skipped",
-                img.name()
-            );
-        }
-    }
+    warn_skipped(sel);
     if args.json {
         print_json(&outcome, args)?;
     } else if !quiet || args.dry_run {
@@ -56,8 +46,28 @@ pub fn run(kind: Kind, args: &WriteArgs, quiet: bool) -> Result<ExitCode> {
             );
         }
     }
+    Ok(exit_code(sel))
+}
+
+/// Warns about skipped images and foreign layers left out.
+pub fn warn_skipped(sel: &Selection) {
+    for e in &sel.skipped {
+        print_warning(e);
+    }
+    for img in &sel.images {
+        for f in &img.foreign {
+            eprintln!(
+                "note: {}: foreign layer {f} is not in storage (clients fetch it from its urls); skipped",
+                img.name()
+            );
+        }
+    }
+}
+
+/// Prints the images that failed (with --keep-going); 1 if any did.
+pub fn exit_code(sel: &Selection) -> ExitCode {
     if sel.failures.is_empty() {
-        return Ok(ExitCode::SUCCESS);
+        return ExitCode::SUCCESS;
     }
     for e in &sel.failures {
         print_error(e);
@@ -66,7 +76,7 @@ pub fn run(kind: Kind, args: &WriteArgs, quiet: bool) -> Result<ExitCode> {
         failed: sel.failures.len(),
         total: sel.failures.len() + sel.images.len(),
     });
-    Ok(ExitCode::from(1))
+    ExitCode::from(1)
 }
 
 fn print_text(kind: Kind, o: &Outcome, args: &WriteArgs) {
@@ -115,7 +125,7 @@ fn print_text(kind: Kind, o: &Outcome, args: &WriteArgs) {
 }
 
 #[derive(Serialize)]
-struct JsonImage<'a> {
+pub struct JsonImage<'a> {
     name: String,
     repository: &'a str,
     tag: Option<&'a str>,
@@ -128,7 +138,7 @@ struct JsonImage<'a> {
 }
 
 #[derive(Serialize)]
-struct JsonFailure {
+pub struct JsonFailure {
     image: Option<String>,
     error: String,
     path: Option<String>,
@@ -161,7 +171,7 @@ struct PlannedFile {
     content: Option<String>,
 }
 
-fn json_image(img: &Image) -> JsonImage<'_> {
+pub fn json_image(img: &Image) -> JsonImage<'_> {
     JsonImage {
         name: img.name(),
         repository: &img.repo,
@@ -175,7 +185,7 @@ fn json_image(img: &Image) -> JsonImage<'_> {
     }
 }
 
-fn json_failure(e: &Error) -> JsonFailure {
+pub fn json_failure(e: &Error) -> JsonFailure {
     JsonFailure {
         image: e.image().map(str::to_string),
         error: e.root().to_string(),
