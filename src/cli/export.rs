@@ -15,6 +15,7 @@ use crate::command::export::{self, ExportOptions, Exported, Format};
 use crate::command::WriteOptions;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::layout::oci::RefName;
 use crate::reference;
 use crate::sink::fs::Report;
 
@@ -29,6 +30,9 @@ Manifests keep their exact bytes and media types, so every digest and signature
 stays valid. Each index.json entry has the tag in org.opencontainers.image.ref.name
 and the full name ([PREFIX/]repo:tag) in io.containerd.image.name.
 
+--ref-name name puts the full name in the ref name too, so that skopeo's
+oci:OUT:NAME finds each image when several repositories share a tag.
+
 --oci-media-types rewrites Docker manifests and lists into OCI ones for tools that
 read nothing else (skopeo 1.9's oci: transport, umoci). Config and layer bytes are
 unchanged, but THE DIGESTS OF THE REWRITTEN MANIFESTS CHANGE (signatures on them no
@@ -36,7 +40,8 @@ longer apply); the old -> new digests are printed.
 
 Examples:
   regkit export /var/lib/registry ./layout --format oci team/app:v1
-  regkit export /var/lib/registry images.tar --format oci-archive --list release.list --name-prefix harbor.local
+  regkit export /var/lib/registry images.tar --format oci-archive --list release.list
+  regkit export /var/lib/registry k8s.tar --format oci-archive --name-prefix harbor.local/k8s
   regkit export /var/lib/registry app.tar --format docker-archive multi/app:1 --platform linux/amd64
   regkit export /var/lib/registry ./layout --format oci --oci-media-types multi/app:1";
 
@@ -57,6 +62,9 @@ pub struct ExportArgs {
     /// Rewrite Docker manifests and lists with OCI media types (their digests change).
     #[arg(long)]
     pub oci_media_types: bool,
+    /// What org.opencontainers.image.ref.name holds: the tag, or the full name.
+    #[arg(long, value_enum, default_value = "tag")]
+    pub ref_name: RefName,
     /// Replace an existing output (only once the new one is complete).
     #[arg(long)]
     pub force: bool,
@@ -79,6 +87,7 @@ pub fn run(args: &ExportArgs, quiet: bool) -> Result<ExitCode> {
         format: args.format,
         name_prefix,
         oci_media_types: args.oci_media_types,
+        ref_name: args.ref_name,
         write: WriteOptions {
             force: args.force,
             dry_run: args.dry_run,
@@ -87,12 +96,38 @@ pub fn run(args: &ExportArgs, quiet: bool) -> Result<ExitCode> {
     };
     let done = export::run(&args.root, &args.out, &req, &opts)?;
     warn_skipped(&done.selection);
+    if args.format != Format::DockerArchive && args.ref_name == RefName::Tag {
+        note_shared_tags(&done);
+    }
     if args.json {
         print_json(&done, args)?;
     } else {
         print_text(&done, args, quiet);
     }
     Ok(exit_code(&done.selection))
+}
+
+/// Several repositories with one tag give several entries one ref name,
+/// of which skopeo's `oci:OUT:TAG` finds only the first: say so.
+fn note_shared_tags(done: &Exported) {
+    let mut repos: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for img in &done.selection.images {
+        if let Some(t) = &img.tag {
+            repos.entry(t).or_default().push(&img.repo);
+        }
+    }
+    let shared: Vec<String> = repos
+        .iter()
+        .filter(|(_, r)| r.len() > 1)
+        .map(|(t, r)| format!("`{t}` ({})", r.join(", ")))
+        .collect();
+    if !shared.is_empty() {
+        eprintln!(
+            "note: {} tag(s) are in several repositories: {}; containerd tells them apart by io.containerd.image.name, but skopeo's oci:OUT:TAG finds only the first (--ref-name name makes ref names unique)",
+            shared.len(),
+            shared.join(", ")
+        );
+    }
 }
 
 fn print_text(done: &Exported, args: &ExportArgs, quiet: bool) {

@@ -2,6 +2,7 @@
 
 mod diagnostic;
 mod export;
+mod import;
 mod inspect;
 mod ls;
 mod write;
@@ -81,6 +82,9 @@ pub enum Command {
     /// Export images to an OCI layout (folder or tar) or a docker save archive.
     #[command(after_help = export::AFTER_HELP)]
     Export(export::ExportArgs),
+    /// Import images from dir: folders, OCI layouts, oci-archive or docker save tars into ROOT.
+    #[command(after_help = import::AFTER_HELP)]
+    Import(import::ImportArgs),
 }
 
 /// Which images: names and lists in the seed format.
@@ -159,6 +163,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Extract(args) => write::run(write::Kind::Extract, &args, quiet),
         Command::Select(args) => write::run(write::Kind::Select, &args, quiet),
         Command::Export(args) => export::run(&args, quiet),
+        Command::Import(args) => import::run(&args, quiet),
     };
     match result {
         Ok(code) => code,

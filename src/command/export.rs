@@ -35,6 +35,8 @@ pub struct ExportOptions {
     pub name_prefix: Option<String>,
     /// Rewrite Docker manifests and lists with OCI media types.
     pub oci_media_types: bool,
+    /// What an OCI layout's ref names hold.
+    pub ref_name: oci::RefName,
     pub write: WriteOptions,
 }
 
@@ -65,7 +67,12 @@ pub fn run(root: &Path, out: &Path, req: &Request, opts: &ExportOptions) -> Resu
     let prefix = opts.name_prefix.as_deref();
     let (plan, names, rewritten) = match opts.format {
         Format::Oci | Format::OciArchive => {
-            let e = oci::plan(&selection, &store, prefix, opts.oci_media_types)?;
+            let o = oci::Options {
+                prefix,
+                oci_media_types: opts.oci_media_types,
+                ref_name: opts.ref_name,
+            };
+            let e = oci::plan(&selection, &store, o)?;
             let names = e
                 .entries
                 .iter()

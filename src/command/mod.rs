@@ -4,6 +4,7 @@
 
 pub mod export;
 pub mod extract;
+pub mod import;
 pub mod inspect;
 pub mod ls;
 pub mod select;

@@ -64,17 +64,32 @@ pub struct Export {
     pub rewritten: BTreeMap<Digest, Digest>,
 }
 
-/// Plans the layout of a selection. `prefix` goes before every full name;
-/// `oci_media_types` rewrites Docker manifests and lists into OCI ones.
-pub fn plan(
-    sel: &Selection,
-    store: &Store,
-    prefix: Option<&str>,
-    oci_media_types: bool,
-) -> Result<Export> {
+/// What `org.opencontainers.image.ref.name` holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RefName {
+    /// The tag, as containerd, BuildKit and Docker write it.
+    #[default]
+    Tag,
+    /// The full name, `[PREFIX/]repo:tag`: unique when several
+    /// repositories share a tag, so `skopeo copy oci:OUT:repo:tag` finds each.
+    Name,
+}
+
+/// How to write the layout.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// Put before every repository name (`harbor.local`).
+    pub prefix: Option<&'a str>,
+    /// Rewrite Docker manifests and lists into OCI ones.
+    pub oci_media_types: bool,
+    pub ref_name: RefName,
+}
+
+/// Plans the layout of a selection.
+pub fn plan(sel: &Selection, store: &Store, opts: Options) -> Result<Export> {
     let mut plan = Plan::new();
     let mut entries = Vec::new();
-    let mut rewriter = oci_media_types.then(|| Rewriter::new(store));
+    let mut rewriter = opts.oci_media_types.then(|| Rewriter::new(store));
     for img in &sel.images {
         refuse_schema1(img)?;
         let mut top = Entry {
@@ -107,11 +122,15 @@ pub fn plan(
         for b in &img.blobs {
             plan.blob(blob_path(&b.digest), &b.digest, b.size, Phase::Content)?;
         }
-        top.annotations
-            .insert(IMAGE_NAME.into(), full_name(prefix, img));
+        let name = full_name(opts.prefix, img);
         if let Some(tag) = &img.tag {
-            top.annotations.insert(REF_NAME.into(), tag.clone());
+            let r = match opts.ref_name {
+                RefName::Tag => tag.clone(),
+                RefName::Name => name.clone(),
+            };
+            top.annotations.insert(REF_NAME.into(), r);
         }
+        top.annotations.insert(IMAGE_NAME.into(), name);
         entries.push(top);
     }
     let index = Index {

@@ -4,6 +4,7 @@
 mod common;
 
 mod bad_input;
+mod export;
 mod extract;
 mod fixtures;
 mod inspect;
