@@ -109,7 +109,7 @@ pub fn read_tree(root: &Files) -> Result<Vec<Found>> {
                 message,
                 path: Some(files.origin.clone()),
             })?;
-            read_image(&files, repo, tag, digest.as_ref())
+            read_image(&files, repo, tag, digest.as_ref()).map_err(|e| e.in_image(rel))
         })
         .collect()
 }

@@ -91,7 +91,10 @@ pub fn read(files: &Files, given: Option<&GivenName>) -> Result<Vec<Found>> {
             (_, Some(g)) => vec![(g.repo.clone(), g.tag.clone())],
             (_, None) => return Err(bad("it has no RepoTags; give --repo NAME[:TAG]".into())),
         };
-        let (manifest, blobs) = image(files, e, i)?;
+        let (manifest, blobs) = image(files, e, i).map_err(|err| match &names[0] {
+            (repo, Some(tag)) => err.in_image(format!("{repo}:{tag}")),
+            (repo, None) => err.in_image(repo),
+        })?;
         let digest = Digest::sha256_of(&manifest);
         let item = Item {
             digest: digest.clone(),

@@ -97,8 +97,13 @@ pub fn read(files: &Files, given: Option<&GivenName>) -> Result<Read> {
         .par_iter()
         .map(|(d, repo, tag)| {
             let rel = blob_path(&d.digest);
-            let bytes = read_manifest(files, &rel, &d.digest, d.size)?;
-            let w = walk(files, &PATHS, &d.digest, &rel, &bytes)?;
+            let name = match tag {
+                Some(t) => format!("{repo}:{t}"),
+                None => format!("{repo}@{}", d.digest),
+            };
+            let w = read_manifest(files, &rel, &d.digest, d.size)
+                .and_then(|bytes| walk(files, &PATHS, &d.digest, &rel, &bytes))
+                .map_err(|e| e.in_image(name))?;
             Ok(Found {
                 repo: repo.clone(),
                 tag: tag.clone(),

@@ -7,6 +7,7 @@ mod bad_input;
 mod export;
 mod extract;
 mod fixtures;
+mod import;
 mod inspect;
 mod ls;
 mod select;
