@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::digest::{self, Algorithm, Digest};
 use crate::error::{Error, Result};
+use crate::import::tar::normalize;
 
 /// A file of an archive, unpacked.
 #[derive(Debug, Clone)]
@@ -87,10 +88,15 @@ impl Files {
     /// The local path and size of a regular file of the source, if there is
     /// one (symlinks resolved, so that hardlinks link their target).
     pub fn local(&self, rel: &str) -> Result<Option<(PathBuf, u64)>> {
+        // Paths from manifest.json may be `./x`; none may leave the source.
+        let clean = normalize("", rel).ok_or_else(|| Error::Invalid {
+            message: format!("`{rel}` points outside the source; refusing it"),
+            path: Some(self.origin.clone()),
+        })?;
         match &self.backing {
-            Backing::Archive(m) => Ok(m.get(rel).map(|m| (m.path.clone(), m.size))),
+            Backing::Archive(m) => Ok(m.get(&clean).map(|m| (m.path.clone(), m.size))),
             Backing::Folder(root) => {
-                let path = root.join(rel);
+                let path = root.join(&clean);
                 let meta = match path.symlink_metadata() {
                     Ok(m) => m,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -139,7 +145,8 @@ impl Files {
             return Ok(None);
         };
         if let Backing::Archive(m) = &self.backing {
-            let digest = &m[rel].digest;
+            let clean = normalize("", rel).expect("checked by local");
+            let digest = &m[&clean].digest;
             if digest.algorithm() == algo {
                 let digest = digest.clone();
                 return Ok(Some(Local { path, size, digest }));

@@ -6,14 +6,15 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::compress;
-use crate::digest::{Algorithm, Hasher};
+use crate::digest::Algorithm;
 use crate::error::{Error, Result};
 use crate::import::files::Member;
 use crate::interrupt;
+use crate::sink::place::copy_hashed;
 
 /// The hidden folder archives are unpacked into, beside ROOT (so that
 /// their files can be hardlinked into it), removed when dropped.
@@ -95,7 +96,7 @@ pub fn unpack(archive: &Path, staging: &mut Staging) -> Result<HashMap<String, M
                     continue;
                 }
                 let path = dir.join(n.to_string());
-                let (digest, size) = stage(&mut entry, &path, archive)?;
+                let (digest, size) = copy_hashed(&mut entry, archive, &path, Algorithm::Sha256)?;
                 members.insert(name, Member { path, size, digest });
             }
             tar::EntryType::Symlink => {
@@ -131,7 +132,7 @@ pub fn unpack(archive: &Path, staging: &mut Staging) -> Result<HashMap<String, M
 
 /// A tar path made relative and clean (`./a//b` → `a/b`), joined to
 /// `base`; `None` if it is absolute or climbs above the archive's root.
-fn normalize(base: &str, path: &str) -> Option<String> {
+pub fn normalize(base: &str, path: &str) -> Option<String> {
     if path.starts_with('/') {
         return None;
     }
@@ -146,29 +147,6 @@ fn normalize(base: &str, path: &str) -> Option<String> {
         }
     }
     Some(parts.join("/"))
-}
-
-/// Streams an entry to `path`, returning its sha256 and size.
-fn stage(entry: &mut impl Read, path: &Path, archive: &Path) -> Result<(crate::Digest, u64)> {
-    let file = File::create(path).map_err(|e| Error::io("create", path, e))?;
-    let mut out = BufWriter::with_capacity(256 * 1024, file);
-    let mut hasher = Hasher::new(Algorithm::Sha256);
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = match entry.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("read the archive", archive, e)),
-        };
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .map_err(|e| Error::io("write", path, e))?;
-        total += n as u64;
-    }
-    out.flush().map_err(|e| Error::io("write", path, e))?;
-    Ok((hasher.finish(), total))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use nix::errno::Errno;
 
-use crate::digest::{Digest, Hasher};
+use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -150,29 +150,8 @@ fn reflink(src: &Path, dst: &Path) -> io::Result<()> {
 
 /// Copies `reader` to a new file `dst`, hashing as it goes; a digest that
 /// differs from `digest` removes `dst` and fails naming `src`.
-pub fn copy_checked(mut reader: impl Read, src: &Path, dst: &Path, digest: &Digest) -> Result<u64> {
-    let result = (|| {
-        let mut out = File::options()
-            .write(true)
-            .create_new(true)
-            .open(dst)
-            .map_err(|e| Error::io("create", dst, e))?;
-        let mut hasher = Hasher::new(digest.algorithm());
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("read", src, e)),
-            };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])
-                .map_err(|e| Error::io("write", dst, e))?;
-            total += n as u64;
-        }
-        let actual = hasher.finish();
+pub fn copy_checked(reader: impl Read, src: &Path, dst: &Path, digest: &Digest) -> Result<u64> {
+    let result = copy_hashed(reader, src, dst, digest.algorithm()).and_then(|(actual, n)| {
         if actual != *digest {
             return Err(Error::DigestMismatch {
                 path: src.to_path_buf(),
@@ -180,12 +159,43 @@ pub fn copy_checked(mut reader: impl Read, src: &Path, dst: &Path, digest: &Dige
                 actual,
             });
         }
-        Ok(total)
-    })();
+        Ok(n)
+    });
     if result.is_err() {
         let _ = fs::remove_file(dst);
     }
     result
+}
+
+/// Copies `reader` (read errors name `src`) to a new file `dst`, returning
+/// the digest in `algo` and the length of what went by.
+pub fn copy_hashed(
+    mut reader: impl Read,
+    src: &Path,
+    dst: &Path,
+    algo: Algorithm,
+) -> Result<(Digest, u64)> {
+    let mut out = File::options()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .map_err(|e| Error::io("create", dst, e))?;
+    let mut hasher = Hasher::new(algo);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("read", src, e)),
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])
+            .map_err(|e| Error::io("write", dst, e))?;
+        total += n as u64;
+    }
+    Ok((hasher.finish(), total))
 }
 
 #[cfg(test)]

@@ -305,6 +305,36 @@ fn export_oci_archive_is_imported_by_containerd_under_full_names_with_source_dig
         assert_eq!(images.get(&name), Some(&digest), "{name} in {images:?}");
     }
     assert_eq!(images.len(), f.images().len());
+
+    // With --platform, an index keeps its bytes and the layout holds only the
+    // kept children: containerd imports it for that platform.
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let one = t.path().join("one-platform.tar");
+    regkit([
+        "-q",
+        "export",
+        f.root.to_str().unwrap(),
+        one.to_str().unwrap(),
+        "--format",
+        "oci-archive",
+        "--name-prefix",
+        "one",
+        "--platform",
+        &format!("linux/{arch}"),
+        "multi/docker-list:1",
+        "multi/oci-index:1",
+    ])
+    .ok();
+    ctr.ctr(&["images", "import", "--no-unpack", one.to_str().unwrap()])
+        .ok();
+    let images = ctr.images();
+    for r in ["multi/docker-list:1", "multi/oci-index:1"] {
+        assert_eq!(images.get(&format!("one/{r}")), Some(&f.digest(r)), "{r}");
+    }
 }
 
 #[test]

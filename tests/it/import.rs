@@ -496,6 +496,24 @@ fn bad_inputs_are_refused_naming_the_file_and_root_is_unchanged() {
         ],
     );
 
+    // An unpacked docker archive whose manifest.json points outside it.
+    let unpacked = p.join("unpacked");
+    fs::create_dir(&unpacked).unwrap();
+    run_cmd("tar", &["-xf", s(&archive), "-C", s(&unpacked)]).ok();
+    let list = fs::read_to_string(unpacked.join("manifest.json"))
+        .unwrap()
+        .replace(
+            &format!("blobs/sha256/{}", hex(layer)),
+            "../../etc/hostname",
+        );
+    overwrite(&unpacked.join("manifest.json"), list.as_bytes());
+    refused(
+        &[&unpacked],
+        &root,
+        &[],
+        &["`../../etc/hostname` points outside the source", "unpacked"],
+    );
+
     // Tar entries that leave the archive.
     let escape = p.join("escape.tar");
     raw_tar(&escape, &[("../evil", b"x"), ("manifest.json", b"[]")], &[]);
