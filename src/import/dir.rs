@@ -11,7 +11,8 @@ use rayon::prelude::*;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::import::files::Files;
-use crate::import::{walk, Found, GivenName, Paths};
+use crate::import::walk::{walk, Paths};
+use crate::import::{Found, GivenName};
 use crate::paths;
 use crate::store::MAX_MANIFEST_SIZE;
 
@@ -55,16 +56,7 @@ fn read_image(
         });
     }
     let w = walk(files, &PATHS, &digest, MANIFEST, &bytes)?;
-    Ok(Found {
-        repo,
-        tag,
-        digest,
-        kind: w.kind,
-        manifests: w.manifests,
-        blobs: w.blobs,
-        missing_children: w.missing_children,
-        source: files.origin.clone(),
-    })
+    Ok(w.named(repo, tag, digest, files.origin.clone()))
 }
 
 /// Reads one image folder, named by `--repo NAME[:TAG]`; the tag defaults

@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::import::files::Files;
-use crate::import::{read_manifest, walk, Found, GivenName, Paths};
+use crate::import::walk::{read_manifest, walk, Paths};
+use crate::import::{Found, GivenName};
 use crate::layout::oci::{
     blob_path, IMAGE_NAME, INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, REF_NAME,
 };
@@ -104,16 +105,12 @@ pub fn read(files: &Files, given: Option<&GivenName>) -> Result<Read> {
             let w = read_manifest(files, &rel, &d.digest, d.size)
                 .and_then(|bytes| walk(files, &PATHS, &d.digest, &rel, &bytes))
                 .map_err(|e| e.in_image(name))?;
-            Ok(Found {
-                repo: repo.clone(),
-                tag: tag.clone(),
-                digest: d.digest.clone(),
-                kind: w.kind,
-                manifests: w.manifests,
-                blobs: w.blobs,
-                missing_children: w.missing_children,
-                source: files.origin.clone(),
-            })
+            Ok(w.named(
+                repo.clone(),
+                tag.clone(),
+                d.digest.clone(),
+                files.origin.clone(),
+            ))
         })
         .collect::<Result<_>>()?;
     Ok(Read { images, notes })
