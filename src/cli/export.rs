@@ -9,7 +9,9 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::ls::human_size;
-use crate::cli::write::{exit_code, json_failure, warn_skipped, JsonFailure};
+use crate::cli::write::{
+    exit_code, json_failure, note_copies, report_line, warn_skipped, JsonFailure,
+};
 use crate::cli::{SelectArgs, ROOT_HELP};
 use crate::command::export::{self, ExportOptions, Exported, Format};
 use crate::command::WriteOptions;
@@ -104,6 +106,9 @@ pub fn run(args: &ExportArgs, quiet: bool) -> Result<ExitCode> {
     } else {
         print_text(&done, args, quiet);
     }
+    if let Some(r) = &done.report {
+        note_copies(r, "ROOT and OUT");
+    }
     Ok(exit_code(&done.selection))
 }
 
@@ -162,11 +167,7 @@ fn print_text(done: &Exported, args: &ExportArgs, quiet: bool) {
         human_size(bytes),
     );
     if let Some(r) = &done.report {
-        let _ = writeln!(
-            out,
-            "  {} hardlinked, {} reflinked, {} copied, {} written",
-            r.counts.hardlinks, r.counts.reflinks, r.counts.copies, r.counts.written
-        );
+        let _ = writeln!(out, "{}", report_line(r));
     }
     if let Some(n) = done.archive_bytes {
         let _ = writeln!(out, "  archive: {}", human_size(n));

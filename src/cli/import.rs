@@ -8,6 +8,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::ls::human_size;
+use crate::cli::write::{note_copies, report_line};
 use crate::command::import::{self, ImportOptions, Imported};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -83,6 +84,9 @@ pub fn run(args: &ImportArgs, quiet: bool) -> Result<ExitCode> {
     } else if !quiet || args.dry_run {
         print_text(&done, args);
     }
+    if let Some(r) = &done.report {
+        note_copies(r, "the sources and ROOT");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -116,11 +120,7 @@ fn print_text(done: &Imported, args: &ImportArgs) {
         human_size(bytes),
     );
     if let Some(r) = &done.report {
-        let _ = writeln!(
-            out,
-            "  {} hardlinked, {} reflinked, {} copied, {} written, {} already present",
-            r.counts.hardlinks, r.counts.reflinks, r.counts.copies, r.counts.written, r.existing
-        );
+        let _ = writeln!(out, "{}", report_line(r));
     }
 }
 

@@ -39,14 +39,35 @@ pub fn run(kind: Kind, args: &WriteArgs, quiet: bool) -> Result<ExitCode> {
         print_text(kind, &outcome, args);
     }
     if let Some(r) = &outcome.report {
-        if r.counts.reflinks + r.counts.copies > 0 {
-            eprintln!(
-                "note: ROOT and OUT are on different filesystems (or hardlinks are not allowed): {} hardlinked, {} reflinked, {} copied with their digests checked",
-                r.counts.hardlinks, r.counts.reflinks, r.counts.copies
-            );
-        }
+        note_copies(r, "ROOT and OUT");
     }
     Ok(exit_code(sel))
+}
+
+/// Says when files could not be hardlinked (`between`: which two places).
+pub fn note_copies(r: &Report, between: &str) {
+    if r.counts.reflinks + r.counts.copies > 0 {
+        eprintln!(
+            "note: {between} are on different filesystems (or hardlinks are not allowed): {} hardlinked, {} reflinked, {} copied with their digests checked",
+            r.counts.hardlinks, r.counts.reflinks, r.counts.copies
+        );
+    }
+}
+
+/// What writing did, on one line.
+pub fn report_line(r: &Report) -> String {
+    format!(
+        "  {} hardlinked, {} reflinked, {} copied, {} written{}",
+        r.counts.hardlinks,
+        r.counts.reflinks,
+        r.counts.copies,
+        r.counts.written,
+        if r.existing > 0 {
+            format!(", {} already present", r.existing)
+        } else {
+            String::new()
+        }
+    )
 }
 
 /// Warns about skipped images and foreign layers left out.
@@ -108,19 +129,7 @@ fn print_text(kind: Kind, o: &Outcome, args: &WriteArgs) {
         human_size(bytes),
     );
     if let Some(r) = &o.report {
-        let _ = writeln!(
-            out,
-            "  {} hardlinked, {} reflinked, {} copied, {} written{}",
-            r.counts.hardlinks,
-            r.counts.reflinks,
-            r.counts.copies,
-            r.counts.written,
-            if r.existing > 0 {
-                format!(", {} already present", r.existing)
-            } else {
-                String::new()
-            }
-        );
+        let _ = writeln!(out, "{}", report_line(r));
     }
 }
 
