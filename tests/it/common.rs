@@ -477,7 +477,9 @@ pub fn copy_tree(src: &Path, dst: &Path) {
 }
 
 /// Debian's containerd, started for one test with its own config, root,
-/// state and socket in a temp folder (no systemd, no CRI).
+/// state and socket in a temp folder (no systemd, no CRI). The sockets are
+/// owned by the running user, so that it also runs without root
+/// (`--no-unpack` imports need no snapshotter).
 pub struct Containerd {
     child: Child,
     dir: tempfile::TempDir,
@@ -491,8 +493,10 @@ impl Containerd {
         fs::write(
             &config,
             format!(
-                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{0}/c.sock\"\n[ttrpc]\n  address = \"{0}/c.ttrpc.sock\"\n",
-                p.display()
+                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{0}/c.sock\"\n  uid = {1}\n  gid = {2}\n[ttrpc]\n  address = \"{0}/c.ttrpc.sock\"\n  uid = {1}\n  gid = {2}\n",
+                p.display(),
+                fs::metadata(p).unwrap().uid(),
+                fs::metadata(p).unwrap().gid(),
             ),
         )
         .unwrap();
