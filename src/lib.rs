@@ -16,6 +16,7 @@ pub mod command;
 pub mod compress;
 pub mod digest;
 pub mod error;
+pub mod import;
 pub mod interrupt;
 pub mod layout;
 pub mod manifest;

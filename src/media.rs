@@ -17,6 +17,8 @@ pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+pub const OCI_FOREIGN_LAYER_GZIP: &str =
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
 
 /// The kind of a manifest, which decides how its references are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,6 +90,20 @@ impl fmt::Display for ManifestKind {
 /// than a `_layers` link).
 pub fn is_manifest(mt: &str) -> bool {
     ManifestKind::from_media_type(mt).is_some()
+}
+
+/// The OCI media type for a Docker one (manifests, lists, configs and
+/// layers), as containers/image converts them; `None` for anything else.
+pub fn oci_equivalent(mt: &str) -> Option<&'static str> {
+    Some(match mt {
+        DOCKER_MANIFEST => OCI_MANIFEST,
+        DOCKER_MANIFEST_LIST => OCI_INDEX,
+        DOCKER_CONFIG => OCI_CONFIG,
+        DOCKER_LAYER_GZIP => OCI_LAYER_GZIP,
+        DOCKER_LAYER_TAR => OCI_LAYER_TAR,
+        DOCKER_FOREIGN_LAYER => OCI_FOREIGN_LAYER_GZIP,
+        _ => return None,
+    })
 }
 
 /// True for non-distributable ("foreign") layer media types.

@@ -98,18 +98,29 @@ impl Plan {
         self.file(path.into(), Source::Bytes(bytes), size, phase)
     }
 
-    fn file(&mut self, path: String, source: Source, size: u64, phase: Phase) -> Result<()> {
+    /// Adds a file with bytes from any source; the same path twice must have
+    /// the same source.
+    pub fn file(
+        &mut self,
+        path: impl Into<String>,
+        source: Source,
+        size: u64,
+        phase: Phase,
+    ) -> Result<()> {
+        let path = path.into();
         let entry = FileEntry {
             source,
             size,
             phase,
         };
         match self.files.get(&path) {
-            Some(existing) if existing.source != entry.source => Err(Error::Conflict {
-                existing: describe(&existing.source),
-                wanted: describe(&entry.source),
-                path: path.into(),
-            }),
+            Some(existing) if !same_content(&existing.source, &entry.source) => {
+                Err(Error::Conflict {
+                    existing: describe(&existing.source),
+                    wanted: describe(&entry.source),
+                    path: path.into(),
+                })
+            }
             Some(_) => Ok(()),
             None => {
                 self.files.insert(path, entry);
@@ -163,6 +174,20 @@ impl Plan {
             .values()
             .filter(|f| !matches!(f.source, Source::Bytes(_)))
             .fold((0, 0), |(n, b), f| (n + 1, b + f.size))
+    }
+}
+
+/// Whether two sources give the same bytes: the same digest (blobs and
+/// local files are checked against theirs when written), or the same bytes.
+fn same_content(a: &Source, b: &Source) -> bool {
+    let digest_of = |s: &Source| match s {
+        Source::Blob(d) | Source::File { digest: d, .. } => Ok(d.clone()),
+        Source::Bytes(bytes) => Err(bytes.clone()),
+    };
+    match (digest_of(a), digest_of(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        (Err(x), Err(y)) => x == y,
+        (Ok(d), Err(bytes)) | (Err(bytes), Ok(d)) => Digest::sha256_of(&bytes) == d,
     }
 }
 

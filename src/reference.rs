@@ -134,6 +134,49 @@ fn read_list(path: &Path) -> Result<Vec<ImageRef>> {
     Ok(out)
 }
 
+/// Parses the `--name-prefix` of exports: a registry host, a namespace, or
+/// both (`harbor.local`, `harbor.local:5000/mirror`, `mirror`), put with a
+/// `/` before every exported repository name. A trailing `/` is dropped.
+pub fn parse_name_prefix(input: &str) -> Result<String> {
+    let bad = |reason: &str| Error::BadReference {
+        input: input.into(),
+        reason: reason.into(),
+    };
+    let prefix = input.trim_end_matches('/');
+    let (first, rest) = match prefix.split_once('/') {
+        Some((f, r)) => (f, Some(r)),
+        None => (prefix, None),
+    };
+    let is_host = first.contains('.') || first.contains(':') || first == "localhost";
+    let namespace = if is_host {
+        let (host, port) = match first.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (first, None),
+        };
+        let host_ok = !host.is_empty()
+            && host.split('.').all(|l| {
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !host_ok || !port_ok {
+            return Err(bad(&format!(
+                "`{first}` is not a registry host (name[:port])"
+            )));
+        }
+        rest
+    } else {
+        Some(prefix)
+    };
+    if let Some(ns) = namespace {
+        if !paths::is_valid_repository_name(ns) {
+            return Err(bad(&format!(
+                "`{ns}` is not a namespace (lowercase letters, digits and . _ - separators, / between components)"
+            )));
+        }
+    }
+    Ok(prefix.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +202,28 @@ mod tests {
         assert!(ImageRef::parse("Bad/Name:1").is_err());
         assert!(ImageRef::parse("app:-x").is_err());
         assert!(ImageRef::parse("app@sha256:12").is_err());
+    }
+
+    #[test]
+    fn parses_name_prefixes() {
+        for (input, want) in [
+            ("harbor.local/", "harbor.local"),
+            ("harbor.local:5000/mirror/x", "harbor.local:5000/mirror/x"),
+            ("localhost", "localhost"),
+            ("mirror", "mirror"),
+        ] {
+            assert_eq!(parse_name_prefix(input).unwrap(), want);
+        }
+        for bad in [
+            "",
+            "/",
+            "Harbor_x/",
+            "h.local:x/a",
+            "h..local/a",
+            "h.local/A",
+        ] {
+            assert!(parse_name_prefix(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 mod bundle;
 mod diagnostic;
+mod export;
+mod import;
 mod inspect;
 mod ls;
 mod push;
@@ -19,7 +21,7 @@ use crate::selection::Request;
 
 pub use diagnostic::print_error;
 
-const ROOT_HELP: &str = "Registry storage: the registry's rootdirectory (holding docker/registry/v2), the v2 folder, or a parent";
+pub(crate) const ROOT_HELP: &str = "Registry storage: the registry's rootdirectory (holding docker/registry/v2), the v2 folder, or a parent";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -113,6 +115,12 @@ Examples:\n  regkit unpack release-1.0.tar /var/lib/registry\n  regkit unpack - 
     /// Push images straight from storage to a live registry (Harbor, Distribution, ...).
     #[command(after_help = push::AFTER_HELP)]
     Push(Box<push::PushArgs>),
+    /// Export images to an OCI layout (folder or tar) or a docker save archive.
+    #[command(after_help = export::AFTER_HELP)]
+    Export(export::ExportArgs),
+    /// Import images from dir: folders, OCI layouts, oci-archive or docker save tars into ROOT.
+    #[command(after_help = import::AFTER_HELP)]
+    Import(import::ImportArgs),
 }
 
 /// Which images: names and lists in the seed format.
@@ -194,6 +202,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Unpack(args) => bundle::unpack(&args, quiet),
         Command::Diff { old, new, json } => bundle::diff(&old, &new, json),
         Command::Push(args) => push::run(&args, quiet),
+        Command::Export(args) => export::run(&args, quiet),
+        Command::Import(args) => import::run(&args, quiet),
     };
     match result {
         Ok(code) => code,

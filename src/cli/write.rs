@@ -11,7 +11,7 @@ use crate::cli::WriteArgs;
 use crate::command::{self, Outcome, WriteOptions};
 use crate::error::{Error, Result};
 use crate::plan::Source;
-use crate::selection::Image;
+use crate::selection::{Image, Selection};
 use crate::sink::fs::Report;
 
 #[derive(Clone, Copy)]
@@ -32,6 +32,46 @@ pub fn run(kind: Kind, args: &WriteArgs, quiet: bool) -> Result<ExitCode> {
         Kind::Select => command::select::run(&args.root, &args.out, &req, &opts)?,
     };
     let sel = &outcome.selection;
+    warn_skipped(sel);
+    if args.json {
+        print_json(&outcome, args)?;
+    } else if !quiet || args.dry_run {
+        print_text(kind, &outcome, args);
+    }
+    if let Some(r) = &outcome.report {
+        note_copies(r, "ROOT and OUT");
+    }
+    Ok(exit_code(sel))
+}
+
+/// Says when files could not be hardlinked (`between`: which two places).
+pub fn note_copies(r: &Report, between: &str) {
+    if r.counts.reflinks + r.counts.copies > 0 {
+        eprintln!(
+            "note: {between} are on different filesystems (or hardlinks are not allowed): {} hardlinked, {} reflinked, {} copied with their digests checked",
+            r.counts.hardlinks, r.counts.reflinks, r.counts.copies
+        );
+    }
+}
+
+/// What writing did, on one line.
+pub fn report_line(r: &Report) -> String {
+    format!(
+        "  {} hardlinked, {} reflinked, {} copied, {} written{}",
+        r.counts.hardlinks,
+        r.counts.reflinks,
+        r.counts.copies,
+        r.counts.written,
+        if r.existing > 0 {
+            format!(", {} already present", r.existing)
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// Warns about skipped images and foreign layers left out.
+pub fn warn_skipped(sel: &Selection) {
     for e in &sel.skipped {
         print_warning(e);
     }
@@ -43,21 +83,12 @@ pub fn run(kind: Kind, args: &WriteArgs, quiet: bool) -> Result<ExitCode> {
             );
         }
     }
-    if args.json {
-        print_json(&outcome, args)?;
-    } else if !quiet || args.dry_run {
-        print_text(kind, &outcome, args);
-    }
-    if let Some(r) = &outcome.report {
-        if r.counts.reflinks + r.counts.copies > 0 {
-            eprintln!(
-                "note: ROOT and OUT are on different filesystems (or hardlinks are not allowed): {} hardlinked, {} reflinked, {} copied with their digests checked",
-                r.counts.hardlinks, r.counts.reflinks, r.counts.copies
-            );
-        }
-    }
+}
+
+/// Prints the images that failed (with --keep-going); 1 if any did.
+pub fn exit_code(sel: &Selection) -> ExitCode {
     if sel.failures.is_empty() {
-        return Ok(ExitCode::SUCCESS);
+        return ExitCode::SUCCESS;
     }
     for e in &sel.failures {
         print_error(e);
@@ -66,7 +97,7 @@ pub fn run(kind: Kind, args: &WriteArgs, quiet: bool) -> Result<ExitCode> {
         failed: sel.failures.len(),
         total: sel.failures.len() + sel.images.len(),
     });
-    Ok(ExitCode::from(1))
+    ExitCode::from(1)
 }
 
 fn print_text(kind: Kind, o: &Outcome, args: &WriteArgs) {
@@ -98,24 +129,12 @@ fn print_text(kind: Kind, o: &Outcome, args: &WriteArgs) {
         human_size(bytes),
     );
     if let Some(r) = &o.report {
-        let _ = writeln!(
-            out,
-            "  {} hardlinked, {} reflinked, {} copied, {} written{}",
-            r.counts.hardlinks,
-            r.counts.reflinks,
-            r.counts.copies,
-            r.counts.written,
-            if r.existing > 0 {
-                format!(", {} already present", r.existing)
-            } else {
-                String::new()
-            }
-        );
+        let _ = writeln!(out, "{}", report_line(r));
     }
 }
 
 #[derive(Serialize)]
-struct JsonImage<'a> {
+pub struct JsonImage<'a> {
     name: String,
     repository: &'a str,
     tag: Option<&'a str>,
@@ -128,7 +147,7 @@ struct JsonImage<'a> {
 }
 
 #[derive(Serialize)]
-struct JsonFailure {
+pub struct JsonFailure {
     image: Option<String>,
     error: String,
     path: Option<String>,
@@ -161,7 +180,7 @@ struct PlannedFile {
     content: Option<String>,
 }
 
-fn json_image(img: &Image) -> JsonImage<'_> {
+pub fn json_image(img: &Image) -> JsonImage<'_> {
     JsonImage {
         name: img.name(),
         repository: &img.repo,
@@ -175,7 +194,7 @@ fn json_image(img: &Image) -> JsonImage<'_> {
     }
 }
 
-fn json_failure(e: &Error) -> JsonFailure {
+pub fn json_failure(e: &Error) -> JsonFailure {
     JsonFailure {
         image: e.image().map(str::to_string),
         error: e.root().to_string(),

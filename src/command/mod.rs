@@ -3,7 +3,9 @@
 //! the CLI to print.
 
 pub mod diff;
+pub mod export;
 pub mod extract;
+pub mod import;
 pub mod inspect;
 pub mod ls;
 pub mod pack;
@@ -69,4 +71,61 @@ pub fn with_image(e: crate::Error, sel: &Selection) -> crate::Error {
 /// A progress bar over a plan's files.
 pub fn plan_progress(plan: &Plan, verb: &str, opts: &WriteOptions) -> Progress {
     Progress::new(plan.files.len() as u64, verb, opts.quiet)
+}
+
+/// Where a registry tree is written: a new folder, or an existing tree
+/// (or empty folder) that is added to.
+pub enum StorageTarget {
+    New,
+    Merge,
+}
+
+impl StorageTarget {
+    /// What `out` is. `force` is `None` for commands that never replace an
+    /// output, `Some(--force)` for those that may.
+    pub fn of(out: &Path, force: Option<bool>) -> Result<StorageTarget> {
+        if out.symlink_metadata().is_err() {
+            return Ok(StorageTarget::New);
+        }
+        let empty = out
+            .read_dir()
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if empty || out.join(crate::paths::V2_PREFIX).is_dir() {
+            return Ok(StorageTarget::Merge);
+        }
+        if Store::open(out).is_ok() {
+            return Err(crate::Error::Invalid {
+                message: "this is inside or above a storage tree; name its root directory (the folder holding docker/registry/v2)".into(),
+                path: Some(out.into()),
+            });
+        }
+        let message = match force {
+            Some(true) => return Ok(StorageTarget::New),
+            Some(false) => {
+                "the output exists and is not a registry storage tree (use --force to replace it)"
+            }
+            None => "this exists and is not a registry storage tree",
+        };
+        Err(crate::Error::Invalid {
+            message: message.into(),
+            path: Some(out.into()),
+        })
+    }
+
+    /// Writes `plan` there: a new tree is built aside and renamed into
+    /// place; an existing one is merged into, refusing what differs.
+    pub fn write(
+        &self,
+        plan: &Plan,
+        store: &Store,
+        out: &Path,
+        force: bool,
+        progress: &Progress,
+    ) -> Result<crate::sink::fs::Report> {
+        match self {
+            StorageTarget::New => crate::sink::fs::write_new(plan, store, out, force, progress),
+            StorageTarget::Merge => crate::sink::fs::merge_into(plan, store, out, progress),
+        }
+    }
 }

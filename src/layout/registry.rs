@@ -4,10 +4,16 @@
 //! with a revision link in the repository, every config and layer blob with a
 //! `_layers` link, the tag's `current` and `index` links, and the empty
 //! `_uploads` folder the registry leaves.
+//!
+//! The pieces ([`manifest`], [`blob`], [`tag`], [`repository`]) take the
+//! source of the bytes, so that `select` (blobs of a store) and `import`
+//! (files of a `dir:` folder, an OCI layout or an archive) write the same
+//! tree.
 
+use crate::digest::Digest;
 use crate::error::Result;
 use crate::paths::{self, Spec};
-use crate::plan::{Phase, Plan};
+use crate::plan::{Phase, Plan, Source};
 use crate::selection::{Image, Selection};
 
 /// Plans the registry tree for a selection, with paths starting at
@@ -27,40 +33,64 @@ fn at(spec: Spec) -> String {
 fn add_image(plan: &mut Plan, img: &Image) -> Result<()> {
     let repo = img.repo.as_str();
     for m in &img.manifests {
-        plan.blob(
-            at(Spec::BlobData(&m.digest)),
-            &m.digest,
-            m.node.size,
-            Phase::Content,
-        )?;
-        plan.bytes(
-            at(Spec::RevisionLink(repo, &m.digest)),
-            paths::link_bytes(&m.digest),
-            Phase::Link,
-        )?;
+        let source = Source::Blob(m.digest.clone());
+        manifest(plan, repo, &m.digest, m.node.size, source)?;
     }
     for b in &img.blobs {
-        plan.blob(
-            at(Spec::BlobData(&b.digest)),
+        blob(
+            plan,
+            repo,
             &b.digest,
             b.size,
-            Phase::Content,
-        )?;
-        plan.bytes(
-            at(Spec::LayerLink(repo, &b.digest)),
-            paths::link_bytes(&b.digest),
-            Phase::Link,
+            Source::Blob(b.digest.clone()),
         )?;
     }
-    if let Some(tag) = &img.tag {
-        let link = paths::link_bytes(&img.digest);
-        plan.bytes(
-            at(Spec::TagIndexLink(repo, tag, &img.digest)),
-            link.clone(),
-            Phase::Name,
-        )?;
-        plan.bytes(at(Spec::TagCurrentLink(repo, tag)), link, Phase::Name)?;
+    if let Some(t) = &img.tag {
+        tag(plan, repo, t, &img.digest)?;
     }
-    plan.dir(at(Spec::UploadsRoot(repo)));
+    repository(plan, repo);
     Ok(())
+}
+
+/// A manifest: its blob and a revision link in `repo`.
+pub fn manifest(
+    plan: &mut Plan,
+    repo: &str,
+    digest: &Digest,
+    size: u64,
+    source: Source,
+) -> Result<()> {
+    plan.file(at(Spec::BlobData(digest)), source, size, Phase::Content)?;
+    plan.bytes(
+        at(Spec::RevisionLink(repo, digest)),
+        paths::link_bytes(digest),
+        Phase::Link,
+    )
+}
+
+/// A config or layer: its blob and a `_layers` link in `repo`.
+pub fn blob(plan: &mut Plan, repo: &str, digest: &Digest, size: u64, source: Source) -> Result<()> {
+    plan.file(at(Spec::BlobData(digest)), source, size, Phase::Content)?;
+    plan.bytes(
+        at(Spec::LayerLink(repo, digest)),
+        paths::link_bytes(digest),
+        Phase::Link,
+    )
+}
+
+/// A tag: its `current` link and its `index` entry, both naming `digest`.
+pub fn tag(plan: &mut Plan, repo: &str, tag: &str, digest: &Digest) -> Result<()> {
+    let link = paths::link_bytes(digest);
+    plan.bytes(
+        at(Spec::TagIndexLink(repo, tag, digest)),
+        link.clone(),
+        Phase::Name,
+    )?;
+    plan.bytes(at(Spec::TagCurrentLink(repo, tag)), link, Phase::Name)
+}
+
+/// The empty `_uploads` folder the registry leaves in a repository it
+/// received blobs in.
+pub fn repository(plan: &mut Plan, repo: &str) {
+    plan.dir(at(Spec::UploadsRoot(repo)));
 }

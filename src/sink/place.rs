@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use nix::errno::Errno;
 
-use crate::digest::{copy_hashed, CopyError, Digest};
+use crate::digest::{self, Algorithm, CopyError, Digest};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -151,18 +151,7 @@ fn reflink(src: &Path, dst: &Path) -> io::Result<()> {
 /// Copies `reader` to a new file `dst`, hashing as it goes; a digest that
 /// differs from `digest` removes `dst` and fails naming `src`.
 pub fn copy_checked(reader: impl Read, src: &Path, dst: &Path, digest: &Digest) -> Result<u64> {
-    let result = (|| {
-        let out = File::options()
-            .write(true)
-            .create_new(true)
-            .open(dst)
-            .map_err(|e| Error::io("create", dst, e))?;
-        let (actual, total) =
-            copy_hashed(reader, out, Some(digest.algorithm())).map_err(|e| match e {
-                CopyError::Read(e) => Error::io("read", src, e),
-                CopyError::Write(e) => Error::io("write", dst, e),
-            })?;
-        let actual = actual.expect("hashed");
+    let result = copy_hashed(reader, src, dst, digest.algorithm()).and_then(|(actual, n)| {
         if actual != *digest {
             return Err(Error::DigestMismatch {
                 path: src.to_path_buf(),
@@ -170,12 +159,32 @@ pub fn copy_checked(reader: impl Read, src: &Path, dst: &Path, digest: &Digest) 
                 actual,
             });
         }
-        Ok(total)
-    })();
+        Ok(n)
+    });
     if result.is_err() {
         let _ = fs::remove_file(dst);
     }
     result
+}
+
+/// Copies `reader` (read errors name `src`) to a new file `dst`, returning
+/// the digest in `algo` and the length of what went by.
+pub fn copy_hashed(
+    reader: impl Read,
+    src: &Path,
+    dst: &Path,
+    algo: Algorithm,
+) -> Result<(Digest, u64)> {
+    let out = File::options()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .map_err(|e| Error::io("create", dst, e))?;
+    let (actual, total) = digest::copy_hashed(reader, out, Some(algo)).map_err(|e| match e {
+        CopyError::Read(e) => Error::io("read", src, e),
+        CopyError::Write(e) => Error::io("write", dst, e),
+    })?;
+    Ok((actual.expect("hashed"), total))
 }
 
 #[cfg(test)]

@@ -519,6 +519,121 @@ impl Registry {
     }
 }
 
+/// `scripts/fixture.py compare A B`: the two trees are exactly equal
+/// (paths, kinds, contents, empty folders).
+#[track_caller]
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    let script = repo_dir().join("scripts/fixture.py");
+    let r = Run::from(
+        Command::new("python3")
+            .arg(&script)
+            .args(["compare"])
+            .arg(a)
+            .arg(b)
+            .output()
+            .expect("run scripts/fixture.py compare"),
+    );
+    assert_eq!(
+        r.code,
+        0,
+        "{} and {} differ:\n{}{}",
+        a.display(),
+        b.display(),
+        r.stdout,
+        r.stderr
+    );
+}
+
+/// `cp -a SRC DST`: a private copy of a tree to write into.
+pub fn copy_tree(src: &Path, dst: &Path) {
+    run_cmd("cp", &["-a", src.to_str().unwrap(), dst.to_str().unwrap()]).ok();
+}
+
+/// Debian's containerd, started for one test with its own config, root,
+/// state and socket in a temp folder (no systemd, no CRI). The sockets are
+/// owned by the running user, so that it also runs without root
+/// (`--no-unpack` imports need no snapshotter).
+pub struct Containerd {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Containerd {
+    pub fn start() -> Containerd {
+        let dir = tempdir();
+        let p = dir.path();
+        let config = p.join("config.toml");
+        fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{0}/c.sock\"\n  uid = {1}\n  gid = {2}\n[ttrpc]\n  address = \"{0}/c.ttrpc.sock\"\n  uid = {1}\n  gid = {2}\n",
+                p.display(),
+                fs::metadata(p).unwrap().uid(),
+                fs::metadata(p).unwrap().gid(),
+            ),
+        )
+        .unwrap();
+        let log = fs::File::create(p.join("containerd.log")).unwrap();
+        let mut child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start containerd (run scripts/install-deps.sh)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = fs::read_to_string(p.join("containerd.log")).unwrap_or_default();
+                panic!("containerd exited ({status}):\n{log}");
+            }
+            if p.join("c.sock").exists() {
+                let probe = Command::new("ctr")
+                    .arg("--address")
+                    .arg(p.join("c.sock"))
+                    .arg("version")
+                    .output();
+                if probe.map(|o| o.status.success()).unwrap_or(false) {
+                    return Containerd { child, dir };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = fs::read_to_string(p.join("containerd.log")).unwrap_or_default();
+        panic!("containerd did not start:\n{log}");
+    }
+
+    /// `ctr --address SOCK -n test ARGS...`
+    pub fn ctr(&self, args: &[&str]) -> Run {
+        let sock = self.dir.path().join("c.sock");
+        let mut full = vec!["--address", sock.to_str().unwrap(), "-n", "test"];
+        full.extend_from_slice(args);
+        run_cmd("ctr", &full)
+    }
+
+    /// The images `ctr images ls` lists: name → digest.
+    pub fn images(&self) -> BTreeMap<String, String> {
+        let r = self.ctr(&["images", "ls"]).ok();
+        r.stdout
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                Some((cols.first()?.to_string(), cols.get(2)?.to_string()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Runs regkit with extra environment variables.
 pub fn regkit_env(args: &[&str], env: &[(&str, &Path)]) -> Run {
     let mut c = Command::new(regkit_path());

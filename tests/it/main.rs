@@ -5,8 +5,10 @@ mod common;
 
 mod bad_input;
 mod bundle;
+mod export;
 mod extract;
 mod fixtures;
+mod import;
 mod inspect;
 mod ls;
 mod push;
