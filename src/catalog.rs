@@ -46,7 +46,7 @@ pub struct Node {
 }
 
 /// What the walk should read besides tags and what they reach.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct WalkOptions {
     /// List every repository's revision and `_layers` links (verify and gc
     /// need them; listing and copying images do not).
@@ -54,6 +54,8 @@ pub struct WalkOptions {
     /// Also read every manifest that has a revision link (untagged ones
     /// too), as garbage collection needs. Implies `links`.
     pub revisions: bool,
+    /// Walk only these repositories (those that exist); `None` walks all.
+    pub repos: Option<Vec<String>>,
 }
 
 /// The graph of a storage tree.
@@ -71,7 +73,19 @@ pub struct Catalog {
 impl Catalog {
     /// Walks the whole tree once, in parallel.
     pub fn load(store: &Store, opts: WalkOptions) -> Result<Catalog> {
-        let names = find_repositories(store)?;
+        let names = match &opts.repos {
+            None => find_repositories(store)?,
+            Some(wanted) => {
+                let mut v: Vec<String> = Vec::new();
+                for name in wanted {
+                    if !v.contains(name) && is_repository(store, name)? {
+                        v.push(name.clone());
+                    }
+                }
+                v.sort();
+                v
+            }
+        };
         let repos: Vec<Repository> = names
             .par_iter()
             .map(|name| load_repository(store, name, opts.links || opts.revisions))
@@ -211,6 +225,14 @@ fn read_node(store: &Store, digest: &Digest) -> Result<Node> {
         manifest,
         size: bytes.len() as u64,
     })
+}
+
+/// Whether `name` is a repository (its folder holds `_manifests`).
+fn is_repository(store: &Store, name: &str) -> Result<bool> {
+    Ok(store
+        .list(&Spec::Repository(name))?
+        .iter()
+        .any(|e| e.is_dir && e.name == paths::MANIFESTS_DIR))
 }
 
 /// Every folder under `repositories/` that holds `_manifests`, sorted.

@@ -42,9 +42,31 @@ pub struct Outcome {
     pub report: Option<Report>,
 }
 
-/// Opens ROOT, walks it and resolves the request.
+/// Opens ROOT, walks it and resolves the request. When the request names
+/// images, only their repositories are walked; an unknown name walks the
+/// whole tree again, so the error can say which names are near.
 pub fn open_and_select(root: &Path, req: &Request) -> Result<(Store, Selection)> {
     let store = Store::open(root)?;
+    if !req.refs.is_empty() {
+        let repos = req
+            .refs
+            .iter()
+            .flat_map(|r| [r.repo.clone(), format!("library/{}", r.repo)])
+            .collect();
+        let opts = WalkOptions {
+            repos: Some(repos),
+            ..WalkOptions::default()
+        };
+        let catalog = Catalog::load(&store, opts)?;
+        let unknown = |e: &crate::Error| matches!(e.root(), crate::Error::UnknownImage { .. });
+        match selection::select(&catalog, req) {
+            Ok(sel) if !sel.skipped.iter().chain(&sel.failures).any(unknown) => {
+                return Ok((store, sel))
+            }
+            Err(e) if !unknown(&e) => return Err(e),
+            _ => {}
+        }
+    }
     let catalog = Catalog::load(&store, WalkOptions::default())?;
     let sel = selection::select(&catalog, req)?;
     Ok((store, sel))

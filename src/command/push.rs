@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::catalog::{Catalog, WalkOptions};
 use crate::command::open_and_select;
 use crate::error::{Error, Result};
 use crate::progress::{human_bytes, Progress};
@@ -15,10 +14,8 @@ use crate::push::client::{Client, ClientOptions};
 use crate::push::dest::Naming;
 use crate::push::harbor::Projects;
 use crate::push::image::{self, Context, ImageReport};
-use crate::push::narrow;
 use crate::push::plan::{self, Job};
-use crate::selection::{self, Request, Selection};
-use crate::store::Store;
+use crate::selection::{Request, Selection};
 
 /// How to push.
 #[derive(Debug, Clone)]
@@ -66,7 +63,7 @@ impl PushOutcome {
 /// Pushes the requested images.
 pub fn run(root: &Path, req: &Request, opts: &PushOptions) -> Result<PushOutcome> {
     let started = Instant::now();
-    let (store, selection) = select(root, req)?;
+    let (store, selection) = open_and_select(root, req)?;
     let (jobs, failures) = plan::jobs(&selection, &opts.naming);
     if opts.dry_run {
         return Ok(PushOutcome {
@@ -133,22 +130,4 @@ pub fn run(root: &Path, req: &Request, opts: &PushOptions) -> Result<PushOutcome
         bytes_sent: sent.load(Ordering::Relaxed),
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// Walks only the repositories the request names (all of them when it
-/// names none); an unknown name walks everything again, for "did you mean".
-fn select(root: &Path, req: &Request) -> Result<(Store, Selection)> {
-    let store = Store::open(root)?;
-    if let Some(narrow) = narrow::narrowed(&store, req) {
-        let catalog = Catalog::load(&narrow, WalkOptions::default())?;
-        let unknown = |e: &Error| matches!(e.root(), Error::UnknownImage { .. });
-        match selection::select(&catalog, req) {
-            Ok(sel) if !sel.skipped.iter().chain(&sel.failures).any(unknown) => {
-                return Ok((store, sel))
-            }
-            Err(e) if !unknown(&e) => return Err(e),
-            _ => {}
-        }
-    }
-    open_and_select(root, req)
 }

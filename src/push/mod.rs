@@ -3,7 +3,6 @@
 //! through pushes).
 //!
 //! - [`dest`]: DEST, `--dest-prefix` and the map file: where each image goes.
-//! - [`narrow`]: a store showing only the named repositories (a quick walk).
 //! - [`plan`]: the jobs, one per image, and their order.
 //! - [`client`]: HTTP (ureq, rustls), retries with backoff; [`tls`], [`auth`]
 //!   (Basic, Bearer tokens), [`creds`] (credential files).
@@ -19,7 +18,6 @@ pub mod dest;
 pub mod error;
 pub mod harbor;
 pub mod image;
-pub mod narrow;
 pub mod plan;
 pub mod tls;
 pub mod upload;
