@@ -9,11 +9,13 @@
 //! those pipelines, one per command; `main.rs` and [`cli`] only parse and
 //! print.
 
+pub mod blobs;
 pub mod catalog;
 pub mod cli;
 pub mod command;
 pub mod digest;
 pub mod error;
+pub mod gc;
 pub mod interrupt;
 pub mod layout;
 pub mod manifest;
@@ -26,6 +28,8 @@ pub mod reference;
 pub mod selection;
 pub mod sink;
 pub mod store;
+pub mod store_write;
+pub mod verify;
 
 pub use digest::Digest;
 pub use error::{Error, Result};

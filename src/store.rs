@@ -44,6 +44,15 @@ pub trait Backend: Send + Sync {
     fn local_path(&self, rel: &Path) -> Option<PathBuf>;
     /// How to name `rel` in messages.
     fn display(&self, rel: &Path) -> PathBuf;
+    /// When a file or folder was last modified (stale uploads are told by
+    /// it); `NotFound` if it does not exist.
+    fn modified(&self, rel: &Path) -> io::Result<std::time::SystemTime> {
+        let _ = rel;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no modification times",
+        ))
+    }
 }
 
 /// The local filesystem backend. It holds the `v2` folder open and reads
@@ -136,6 +145,10 @@ impl Backend for FsBackend {
     fn display(&self, rel: &Path) -> PathBuf {
         self.v2.join(rel)
     }
+
+    fn modified(&self, rel: &Path) -> io::Result<std::time::SystemTime> {
+        fs::symlink_metadata(self.v2.join(rel))?.modified()
+    }
 }
 
 /// A registry storage tree.
@@ -207,6 +220,28 @@ impl Store {
                 path: self.backend.display(&rel),
                 found: e.found,
             })
+    }
+
+    /// Reads a small file of the tree (at most `limit` bytes); `Ok(None)`
+    /// if it does not exist.
+    pub fn read_file(&self, spec: &Spec, limit: u64) -> Result<Option<Vec<u8>>> {
+        let rel = spec.path();
+        match self.backend.read(&rel, limit) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read file", self.backend.display(&rel), e)),
+        }
+    }
+
+    /// When a place of the tree was last modified; `Ok(None)` if it does
+    /// not exist.
+    pub fn modified(&self, spec: &Spec) -> Result<Option<std::time::SystemTime>> {
+        let rel = spec.path();
+        match self.backend.modified(&rel) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("stat", self.backend.display(&rel), e)),
+        }
     }
 
     /// The size of a blob, or `None` if it is missing.

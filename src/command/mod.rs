@@ -2,10 +2,13 @@
 //! catalog → selection → plan → sink pipeline and returns what happened, for
 //! the CLI to print.
 
+pub mod delete;
 pub mod extract;
+pub mod gc;
 pub mod inspect;
 pub mod ls;
 pub mod select;
+pub mod verify;
 
 use std::path::Path;
 

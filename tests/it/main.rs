@@ -4,8 +4,11 @@
 mod common;
 
 mod bad_input;
+mod delete;
 mod extract;
 mod fixtures;
+mod gc;
 mod inspect;
 mod ls;
 mod select;
+mod verify;

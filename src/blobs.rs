@@ -1,0 +1,155 @@
+//! Every blob of a tree: listed from `blobs/`, sized, and hashed on all
+//! cores with each file streamed once.
+
+use std::cell::RefCell;
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::digest::{Digest, Hasher};
+use crate::error::{Error, Result};
+use crate::paths::Spec;
+use crate::progress::Progress;
+use crate::store::Store;
+
+/// Every blob folder under `blobs/sha256/` whose name is a digest, sorted.
+/// (A folder without its `data` file is listed too; [`check`] finds it
+/// missing.)
+pub fn list(store: &Store) -> Result<Vec<Digest>> {
+    let prefixes: Vec<String> = store
+        .list(&Spec::BlobPrefixes)?
+        .into_iter()
+        .filter(|e| e.is_dir && e.name.len() == 2)
+        .map(|e| e.name)
+        .collect();
+    let found: Vec<Vec<Digest>> = prefixes
+        .par_iter()
+        .map(|p| {
+            Ok(store
+                .list(&Spec::BlobPrefix(p))?
+                .into_iter()
+                .filter(|e| e.is_dir && e.name.starts_with(p.as_str()))
+                .filter_map(|e| Digest::from_parts("sha256", &e.name).ok())
+                .collect())
+        })
+        .collect::<Result<_>>()?;
+    let mut all: Vec<Digest> = found.into_iter().flatten().collect();
+    all.sort();
+    Ok(all)
+}
+
+/// What reading a blob found.
+#[derive(Debug)]
+pub enum Checked {
+    /// No `data` file.
+    Missing,
+    /// Its size, and its actual digest when it was hashed.
+    Present { size: u64, actual: Option<Digest> },
+    /// It could not be read.
+    Unreadable(Arc<Error>),
+}
+
+/// Checks blobs in parallel: each is hashed (streamed once) when `hash`,
+/// else only sized. The result is in the order of `digests`.
+pub fn check_all(store: &Store, digests: &[(Digest, bool)], progress: &Progress) -> Vec<Checked> {
+    digests
+        .par_iter()
+        .with_max_len(16)
+        .map(|(d, hash)| {
+            let c = check(store, d, *hash);
+            progress.inc(1);
+            c
+        })
+        .collect()
+}
+
+/// Sizes or hashes one blob.
+pub fn check(store: &Store, digest: &Digest, hash: bool) -> Checked {
+    if !hash {
+        return match store.blob_size(digest) {
+            Ok(Some(size)) => Checked::Present { size, actual: None },
+            Ok(None) => Checked::Missing,
+            Err(e) => Checked::Unreadable(Arc::new(e)),
+        };
+    }
+    let rel = Spec::BlobData(digest).path();
+    let reader = match store.backend().open(&rel) {
+        Ok(r) => r,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Checked::Missing,
+        Err(e) => {
+            let path = store.display(&Spec::BlobData(digest));
+            return Checked::Unreadable(Arc::new(Error::io("open blob", path, e)));
+        }
+    };
+    match hash_stream(digest, reader) {
+        Ok((actual, size)) => Checked::Present {
+            size,
+            actual: Some(actual),
+        },
+        // A folder named like a blob, or a read error.
+        Err(e) if e.raw_os_error() == Some(nix::libc::EISDIR) => Checked::Missing,
+        Err(e) => {
+            let path = store.display(&Spec::BlobData(digest));
+            Checked::Unreadable(Arc::new(Error::io("read blob", path, e)))
+        }
+    }
+}
+
+thread_local! {
+    static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 512 * 1024]);
+}
+
+/// Streams a blob through the hasher of its digest's algorithm, with one
+/// buffer per thread.
+fn hash_stream(digest: &Digest, mut reader: Box<dyn Read + Send>) -> io::Result<(Digest, u64)> {
+    BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let mut hasher = Hasher::new(digest.algorithm());
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            total += n as u64;
+        }
+        Ok((hasher.finish(), total))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn lists_sizes_and_hashes() {
+        let t = tempfile::tempdir().unwrap();
+        let v2 = t.path().join(crate::paths::V2_PREFIX);
+        let good = Digest::sha256_of(b"good");
+        let bad = Digest::sha256_of(b"bad");
+        for (d, content) in [(&good, &b"good"[..]), (&bad, &b"evil"[..])] {
+            let p = v2.join(Spec::BlobData(d).path());
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, content).unwrap();
+        }
+        let gone = Digest::sha256_of(b"gone");
+        fs::create_dir_all(v2.join(Spec::BlobDir(&gone).path())).unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let mut want = vec![good.clone(), bad.clone(), gone.clone()];
+        want.sort();
+        assert_eq!(list(&store).unwrap(), want);
+        let got = check_all(
+            &store,
+            &[(good.clone(), true), (bad.clone(), true), (gone, false)],
+            &Progress::hidden(),
+        );
+        assert!(matches!(&got[0], Checked::Present { size: 4, actual: Some(a) } if *a == good));
+        assert!(matches!(&got[1], Checked::Present { size: 4, actual: Some(a) } if *a != bad));
+        assert!(matches!(&got[2], Checked::Missing));
+    }
+}

@@ -1,0 +1,376 @@
+//! Integrity of a tree, as the registry needs it to serve images: every
+//! blob the images use exists, has its descriptor's size and its name's
+//! sha256; every manifest parses; every link parses and points at a blob;
+//! every manifest and blob an image needs is linked in its repository.
+//!
+//! [`walk`] finds what the images use (in memory), [`links`] reads every
+//! link file, [`crate::blobs`] hashes each blob once on all cores, and
+//! [`check`] turns the three into findings, each naming its path and every
+//! image it breaks.
+
+pub mod links;
+pub mod walk;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::blobs::{self, Checked};
+use crate::catalog::{Catalog, Repository};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::paths::Spec;
+use crate::progress::Progress;
+use links::{Link, Role};
+use walk::{Need, Target, Usage};
+
+/// How deep to look.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Hash every blob (off with `--fast`: sizes only).
+    pub hash: bool,
+    /// Also hash the blobs no tag reaches, and list them.
+    pub all_blobs: bool,
+    pub quiet: bool,
+}
+
+/// Whether a finding is about a blob or a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    Blob,
+    Link,
+}
+
+/// One problem, with every image it breaks (sorted).
+#[derive(Debug)]
+pub struct Finding {
+    pub error: Error,
+    pub images: Vec<String>,
+}
+
+impl Finding {
+    fn new(error: Error, images: impl IntoIterator<Item = impl AsRef<str>>) -> Finding {
+        let mut images: Vec<String> = images.into_iter().map(|s| s.as_ref().to_string()).collect();
+        images.sort();
+        images.dedup();
+        Finding { error, images }
+    }
+
+    /// A short name for scripts: `missing-blob`, `digest-mismatch`, ...
+    pub fn kind(&self) -> &'static str {
+        match self.error.root() {
+            Error::MissingBlob { .. } => "missing-blob",
+            Error::SizeMismatch { .. } => "size-mismatch",
+            Error::DigestMismatch { .. } => "digest-mismatch",
+            Error::BadManifest { .. } => "bad-manifest",
+            Error::BadLink { .. } => "bad-link",
+            Error::DanglingLink { .. } => "dangling-link",
+            Error::MissingLink { .. } => "missing-link",
+            Error::LinkMismatch { .. } => "link-mismatch",
+            // A tag folder without its `current` link.
+            Error::Invalid { .. } => "missing-link",
+            _ => "unreadable",
+        }
+    }
+
+    pub fn class(&self) -> Class {
+        match self.kind() {
+            "bad-link" | "dangling-link" | "missing-link" | "link-mismatch" => Class::Link,
+            "unreadable" if self.error.path().is_some_and(|p| p.ends_with("link")) => Class::Link,
+            _ => Class::Blob,
+        }
+    }
+}
+
+/// A blob no tag reaches.
+#[derive(Debug, serde::Serialize)]
+pub struct Orphan {
+    pub digest: Digest,
+    pub size: u64,
+    pub path: PathBuf,
+}
+
+/// What verify found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub images: usize,
+    pub manifests: usize,
+    /// Configs and layers checked.
+    pub blobs: usize,
+    pub hashed_blobs: usize,
+    pub hashed_bytes: u64,
+    pub links: usize,
+    pub findings: Vec<Finding>,
+    /// With `all_blobs`: every blob no tag reaches.
+    pub orphans: Option<Vec<Orphan>>,
+}
+
+impl Report {
+    pub fn count(&self, class: Class) -> usize {
+        self.findings.iter().filter(|f| f.class() == class).count()
+    }
+}
+
+/// Checks the targets (images) and every link of `repos`.
+pub fn check(
+    catalog: &Catalog,
+    targets: &[Target],
+    repos: &[&Repository],
+    opts: Options,
+) -> Result<Report> {
+    let store = &catalog.store;
+    let (mut usage, links) = rayon::join(
+        || walk::walk(catalog, targets),
+        || links::read(store, repos),
+    );
+    let links = links?;
+
+    // Every blob to read once: the images' blobs (hashed), link targets
+    // (sized), and with --all-blobs every blob of the tree (hashed).
+    // Manifests the catalog read were hashed by it already.
+    let known = |d: &Digest| catalog.manifests.contains_key(d) || usage.blobs.contains_key(d);
+    let mut work: Vec<(Digest, bool)> =
+        usage.blobs.keys().map(|d| (d.clone(), opts.hash)).collect();
+    let mut queued: HashSet<Digest> = work.iter().map(|(d, _)| d.clone()).collect();
+    let listed = if opts.all_blobs {
+        blobs::list(store)?
+    } else {
+        Vec::new()
+    };
+    for d in &listed {
+        if !known(d) && queued.insert(d.clone()) {
+            work.push((d.clone(), true));
+        }
+    }
+    for l in &links {
+        if let Ok(Some(t)) = &l.target {
+            if !known(t) && !usage.manifests.contains_key(t) && queued.insert(t.clone()) {
+                work.push((t.clone(), false));
+            }
+        }
+    }
+    let progress = Progress::new(work.len() as u64, "verifying", opts.quiet);
+    let checked = blobs::check_all(store, &work, &progress);
+    progress.finish();
+
+    let mut report = Report {
+        images: targets.len(),
+        manifests: usage.manifests.len(),
+        blobs: usage.blobs.len(),
+        links: links.len(),
+        ..Report::default()
+    };
+    let mut status: HashMap<Digest, Checked> = HashMap::with_capacity(work.len());
+    for ((d, hash), c) in work.into_iter().zip(checked) {
+        if let (true, Checked::Present { size, .. }) = (hash, &c) {
+            report.hashed_blobs += 1;
+            report.hashed_bytes += size;
+        }
+        status.insert(d, c);
+    }
+    let exists = |d: &Digest| match status.get(d) {
+        Some(Checked::Missing) => false,
+        Some(_) => true,
+        None => !matches!(
+            catalog.manifests.get(d),
+            Some(Err(e)) if matches!(**e, Error::MissingBlob { .. })
+        ),
+    };
+
+    let mut findings = Vec::new();
+    let errors = std::mem::take(&mut usage.manifest_errors);
+    manifest_findings(catalog, &usage, errors, &mut findings);
+    blob_findings(catalog, &usage, &status, &mut findings);
+    link_findings(catalog, &usage, &links, &exists, &mut findings);
+    if opts.all_blobs {
+        report.orphans = Some(orphans(catalog, &listed, &usage, &status, &mut findings));
+    }
+    findings.sort_by(|a, b| a.error.path().cmp(&b.error.path()));
+    report.findings = findings;
+    // Freeing tens of thousands of small allocations takes a while; let a
+    // thread do it while the report is printed.
+    std::thread::spawn(move || drop((usage, links, status)));
+    Ok(report)
+}
+
+fn names(images: &std::collections::BTreeSet<Arc<str>>) -> impl Iterator<Item = &str> {
+    images.iter().map(|s| &**s)
+}
+
+fn manifest_findings(
+    catalog: &Catalog,
+    usage: &Usage,
+    mut errors: HashMap<Digest, Error>,
+    out: &mut Vec<Finding>,
+) {
+    for (d, u) in &usage.manifests {
+        if let Some(e) = errors.remove(d) {
+            out.push(Finding::new(e, names(&u.images)));
+            continue;
+        }
+        if let Ok(node) = catalog.node(d, &u.what) {
+            if !u.sizes.is_empty() && !u.sizes.contains(&node.size) {
+                let e = Error::SizeMismatch {
+                    path: catalog.store.display(&Spec::BlobData(d)),
+                    digest: d.clone(),
+                    expected: *u.sizes.iter().next().expect("not empty"),
+                    actual: node.size,
+                };
+                out.push(Finding::new(e, names(&u.images)));
+            }
+        }
+    }
+}
+
+fn blob_findings(
+    catalog: &Catalog,
+    usage: &Usage,
+    status: &HashMap<Digest, Checked>,
+    out: &mut Vec<Finding>,
+) {
+    let path = |d: &Digest| catalog.store.display(&Spec::BlobData(d));
+    for (d, u) in &usage.blobs {
+        let e = match status.get(d) {
+            Some(Checked::Missing) => Error::MissingBlob {
+                digest: d.clone(),
+                what: u.what.clone(),
+                path: path(d),
+            },
+            Some(Checked::Present { size, actual }) => {
+                if !u.sizes.is_empty() && !u.sizes.contains(size) {
+                    Error::SizeMismatch {
+                        path: path(d),
+                        digest: d.clone(),
+                        expected: *u.sizes.iter().next().expect("not empty"),
+                        actual: *size,
+                    }
+                } else if let Some(a) = actual.as_ref().filter(|a| *a != d) {
+                    Error::DigestMismatch {
+                        path: path(d),
+                        expected: d.clone(),
+                        actual: a.clone(),
+                    }
+                } else {
+                    continue;
+                }
+            }
+            Some(Checked::Unreadable(e)) => Error::Shared(e.clone()),
+            None => continue,
+        };
+        out.push(Finding::new(e, names(&u.images)));
+    }
+}
+
+fn link_findings(
+    catalog: &Catalog,
+    usage: &Usage,
+    links: &[Link],
+    exists: &dyn Fn(&Digest) -> bool,
+    out: &mut Vec<Finding>,
+) {
+    let mut by_need: HashMap<(&str, Need, &Digest), &Link> = HashMap::new();
+    for l in links {
+        if let (Some(n), Some(f)) = (l.role.need(), &l.folder) {
+            by_need.insert((l.repo.as_str(), n, f), l);
+        }
+        let e = match &l.target {
+            Err(e) => Error::Shared(e.clone()),
+            Ok(None) => continue,
+            Ok(Some(t)) => match &l.folder {
+                Some(f) if f != t => Error::LinkMismatch {
+                    path: l.path.clone(),
+                    folder: f.clone(),
+                    target: t.clone(),
+                },
+                _ if !exists(t) => Error::DanglingLink {
+                    path: l.path.clone(),
+                    digest: t.clone(),
+                },
+                _ => continue,
+            },
+        };
+        // The images that need this link.
+        let images: Vec<String> = match (&l.role, &l.folder) {
+            (Role::TagCurrent(tag), _) => vec![format!("{}:{tag}", l.repo)],
+            (role, Some(f)) => role
+                .need()
+                .and_then(|n| usage.needs.get(&(l.repo.clone(), n, f.clone())))
+                .map(|s| names(s).map(str::to_string).collect())
+                .unwrap_or_default(),
+            _ => vec![],
+        };
+        out.push(Finding::new(e, images));
+    }
+    // Links the images need that are not there at all.
+    for ((repo, need, d), images) in &usage.needs {
+        let present = by_need
+            .get(&(repo.as_str(), *need, d))
+            .is_some_and(|l| !matches!(l.target, Ok(None)));
+        if present {
+            continue;
+        }
+        let (spec, kind, what) = match need {
+            Need::Revision => (
+                Spec::RevisionLink(repo, d),
+                "revision",
+                usage.manifests.get(d).map(|u| u.what.clone()),
+            ),
+            Need::Layer => (
+                Spec::LayerLink(repo, d),
+                "_layers",
+                usage.blobs.get(d).map(|u| u.what.clone()),
+            ),
+        };
+        let e = Error::MissingLink {
+            path: catalog.store.display(&spec),
+            digest: d.clone(),
+            what: what.unwrap_or_else(|| "blob".into()),
+            kind,
+        };
+        out.push(Finding::new(e, names(images)));
+    }
+}
+
+fn orphans(
+    catalog: &Catalog,
+    listed: &[Digest],
+    usage: &Usage,
+    status: &HashMap<Digest, Checked>,
+    out: &mut Vec<Finding>,
+) -> Vec<Orphan> {
+    let reached = walk::reached_by_tags(catalog);
+    let mut orphans = Vec::new();
+    for d in listed {
+        let path = catalog.store.display(&Spec::BlobData(d));
+        let size = match status.get(d) {
+            Some(Checked::Present { size, actual }) => {
+                // The images' blobs were judged already.
+                if !usage.blobs.contains_key(d) {
+                    if let Some(a) = actual.as_ref().filter(|a| *a != d) {
+                        let e = Error::DigestMismatch {
+                            path: path.clone(),
+                            expected: d.clone(),
+                            actual: a.clone(),
+                        };
+                        out.push(Finding::new(e, Vec::<String>::new()));
+                    }
+                }
+                *size
+            }
+            Some(_) => continue,
+            None => match catalog.manifests.get(d) {
+                Some(Ok(node)) => node.size,
+                _ => continue,
+            },
+        };
+        if !reached.contains(d) {
+            orphans.push(Orphan {
+                digest: d.clone(),
+                size,
+                path,
+            });
+        }
+    }
+    orphans
+}
