@@ -2,7 +2,9 @@
 //! cores with each file streamed once.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::io::{self, Read};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -11,7 +13,7 @@ use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::paths::Spec;
 use crate::progress::Progress;
-use crate::store::Store;
+use crate::store::{self, Store};
 
 /// Every blob folder under `blobs/sha256/` whose name is a digest, sorted.
 /// (A folder without its `data` file is listed too; [`check`] finds it
@@ -51,48 +53,78 @@ pub enum Checked {
 }
 
 /// Checks blobs in parallel: each is hashed (streamed once) when `hash`,
-/// else only sized. The result is in the order of `digests`.
+/// else only sized. The result is in the order of `digests`. Blobs to hash
+/// are read folder by folder (`blobs/sha256/<2 hex>/`), each folder opened
+/// once.
 pub fn check_all(store: &Store, digests: &[(Digest, bool)], progress: &Progress) -> Vec<Checked> {
-    digests
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut sized = Vec::new();
+    for (i, (d, hash)) in digests.iter().enumerate() {
+        if *hash {
+            groups.entry(&d.hex()[..2]).or_default().push(i);
+        } else {
+            sized.push(i);
+        }
+    }
+    let groups: Vec<(&str, Vec<usize>)> = groups.into_iter().collect();
+    let mut found: Vec<(usize, Checked)> = groups
         .par_iter()
-        .with_max_len(16)
-        .map(|(d, hash)| {
-            let c = check(store, d, *hash);
-            progress.inc(1);
-            c
+        .flat_map_iter(|(prefix, idx)| {
+            let found = hash_in(store, prefix, idx.iter().map(|&i| &digests[i].0));
+            progress.inc(idx.len() as u64);
+            idx.iter().copied().zip(found).collect::<Vec<_>>()
         })
-        .collect()
+        .collect();
+    found.par_extend(sized.par_iter().with_max_len(64).map(|&i| {
+        let c = check(store, &digests[i].0, false);
+        progress.inc(1);
+        (i, c)
+    }));
+    found.sort_unstable_by_key(|(i, _)| *i);
+    found.into_iter().map(|(_, c)| c).collect()
+}
+
+/// Hashes the blobs of one prefix folder.
+fn hash_in<'a>(
+    store: &Store,
+    prefix: &str,
+    digests: impl Iterator<Item = &'a Digest>,
+) -> Vec<Checked> {
+    let digests: Vec<&Digest> = digests.collect();
+    let dir = Spec::BlobPrefix(prefix).path();
+    let names: Vec<PathBuf> = digests
+        .iter()
+        .map(|d| store::relative(&Spec::BlobData(d), &dir))
+        .collect();
+    let mut out = Vec::with_capacity(digests.len());
+    store.backend().each_in(&dir, &names, &mut |i, file| {
+        let d = digests[i];
+        let path = || store.display(&Spec::BlobData(d));
+        out.push(match file.and_then(|f| hash_stream(d, f)) {
+            Ok((actual, size)) => Checked::Present {
+                size,
+                actual: Some(actual),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Checked::Missing,
+            // A folder named like a blob.
+            Err(e) if e.raw_os_error() == Some(nix::libc::EISDIR) => Checked::Missing,
+            Err(e) => Checked::Unreadable(Arc::new(Error::io("read blob", path(), e))),
+        });
+    });
+    out
 }
 
 /// Sizes or hashes one blob.
 pub fn check(store: &Store, digest: &Digest, hash: bool) -> Checked {
-    if !hash {
-        return match store.blob_size(digest) {
-            Ok(Some(size)) => Checked::Present { size, actual: None },
-            Ok(None) => Checked::Missing,
-            Err(e) => Checked::Unreadable(Arc::new(e)),
-        };
+    if hash {
+        return hash_in(store, &digest.hex()[..2], std::iter::once(digest))
+            .pop()
+            .expect("one result");
     }
-    let rel = Spec::BlobData(digest).path();
-    let reader = match store.backend().open(&rel) {
-        Ok(r) => r,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Checked::Missing,
-        Err(e) => {
-            let path = store.display(&Spec::BlobData(digest));
-            return Checked::Unreadable(Arc::new(Error::io("open blob", path, e)));
-        }
-    };
-    match hash_stream(digest, reader) {
-        Ok((actual, size)) => Checked::Present {
-            size,
-            actual: Some(actual),
-        },
-        // A folder named like a blob, or a read error.
-        Err(e) if e.raw_os_error() == Some(nix::libc::EISDIR) => Checked::Missing,
-        Err(e) => {
-            let path = store.display(&Spec::BlobData(digest));
-            Checked::Unreadable(Arc::new(Error::io("read blob", path, e)))
-        }
+    match store.blob_size(digest) {
+        Ok(Some(size)) => Checked::Present { size, actual: None },
+        Ok(None) => Checked::Missing,
+        Err(e) => Checked::Unreadable(Arc::new(e)),
     }
 }
 
@@ -102,7 +134,7 @@ thread_local! {
 
 /// Streams a blob through the hasher of its digest's algorithm, with one
 /// buffer per thread.
-fn hash_stream(digest: &Digest, mut reader: Box<dyn Read + Send>) -> io::Result<(Digest, u64)> {
+fn hash_stream(digest: &Digest, reader: &mut dyn Read) -> io::Result<(Digest, u64)> {
     BUF.with(|buf| {
         let mut buf = buf.borrow_mut();
         let mut hasher = Hasher::new(digest.algorithm());
@@ -116,6 +148,10 @@ fn hash_stream(digest: &Digest, mut reader: Box<dyn Read + Send>) -> io::Result<
             };
             hasher.update(&buf[..n]);
             total += n as u64;
+            // A short read of a regular file is its end.
+            if n < buf.len() {
+                break;
+            }
         }
         Ok((hasher.finish(), total))
     })

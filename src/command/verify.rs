@@ -31,7 +31,7 @@ pub fn run(root: &Path, refs: &[ImageRef], opts: Options) -> Result<Report> {
         };
         targets.entry(name.clone()).or_insert_with(|| Target {
             repo: repo.to_string(),
-            name: name.into(),
+            name,
             digest: digest.clone(),
         });
     };

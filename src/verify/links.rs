@@ -40,72 +40,107 @@ pub struct Link {
     pub role: Role,
     /// The digest its folder is named for (none for `current`).
     pub folder: Option<Digest>,
-    pub path: PathBuf,
     /// `Ok(None)`: the folder has no link file.
     pub target: std::result::Result<Option<Digest>, Arc<Error>>,
 }
 
-/// Reads every link of the given repositories, in parallel.
-pub fn read(store: &Store, repos: &[&Repository]) -> Result<Vec<Link>> {
-    let per_repo: Vec<Vec<Link>> = repos
-        .par_iter()
-        .map(|r| read_repo(store, r))
-        .collect::<Result<_>>()?;
-    Ok(per_repo.into_iter().flatten().collect())
-}
-
-fn read_repo(store: &Store, repo: &Repository) -> Result<Vec<Link>> {
-    let name = repo.name.as_str();
-    let mut specs: Vec<(Role, Option<Digest>)> = Vec::new();
-    specs.extend(
-        repo.revisions
-            .iter()
-            .map(|d| (Role::Revision, Some(d.clone()))),
-    );
-    specs.extend(repo.layers.iter().map(|d| (Role::Layer, Some(d.clone()))));
-    for tag in repo.tags.keys() {
-        for e in store.list(&Spec::TagIndexRoot(name, tag))? {
-            if let Some(d) = e
-                .is_dir
-                .then(|| Digest::from_parts("sha256", &e.name).ok())
-                .flatten()
-            {
-                specs.push((Role::TagIndex(tag.clone()), Some(d)));
-            }
+impl Link {
+    /// Where the link is, for messages.
+    pub fn path(&self, store: &Store) -> PathBuf {
+        let name = self.repo.as_str();
+        match (&self.role, &self.folder) {
+            (Role::TagCurrent(tag), _) => store.display(&Spec::TagCurrentLink(name, tag)),
+            (Role::Revision, Some(d)) => store.display(&Spec::RevisionLink(name, d)),
+            (Role::Layer, Some(d)) => store.display(&Spec::LayerLink(name, d)),
+            (Role::TagIndex(tag), Some(d)) => store.display(&Spec::TagIndexLink(name, tag, d)),
+            (_, None) => store.display(&Spec::Repository(name)),
         }
     }
-    let mut links: Vec<Link> = specs
-        .into_par_iter()
-        .with_max_len(64)
-        .map(|(role, folder)| {
-            let d = folder.as_ref().expect("folder links");
-            let spec = match &role {
-                Role::Revision => Spec::RevisionLink(name, d),
-                Role::Layer => Spec::LayerLink(name, d),
-                Role::TagIndex(tag) => Spec::TagIndexLink(name, tag, d),
-                Role::TagCurrent(_) => unreachable!("current links come from the catalog"),
-            };
-            Link {
-                repo: name.to_string(),
-                path: store.display(&spec),
-                target: store.read_link(&spec).map_err(Arc::new),
-                role,
-                folder,
-            }
+}
+
+/// Reads every link of the given repositories, in parallel, folder by
+/// folder.
+pub fn read(store: &Store, repos: &[&Repository]) -> Result<Vec<Link>> {
+    // (repository, role, digests) per folder of links.
+    let mut folders: Vec<(&str, Role, Vec<Digest>)> = Vec::new();
+    for r in repos {
+        let name = r.name.as_str();
+        folders.push((name, Role::Revision, r.revisions.iter().cloned().collect()));
+        folders.push((name, Role::Layer, r.layers.iter().cloned().collect()));
+    }
+    let tag_folders: Vec<Vec<(&str, Role, Vec<Digest>)>> = repos
+        .par_iter()
+        .map(|r| {
+            let name = r.name.as_str();
+            r.tags
+                .keys()
+                .map(|tag| {
+                    let digests = store
+                        .list(&Spec::TagIndexRoot(name, tag))?
+                        .into_iter()
+                        .filter(|e| e.is_dir)
+                        .filter_map(|e| Digest::from_parts("sha256", &e.name).ok())
+                        .collect();
+                    Ok((name, Role::TagIndex(tag.clone()), digests))
+                })
+                .collect::<Result<Vec<_>>>()
         })
+        .collect::<Result<_>>()?;
+    folders.extend(tag_folders.into_iter().flatten());
+    let read: Vec<Vec<Link>> = folders
+        .par_iter()
+        .map(|(name, role, digests)| read_folder(store, name, role, digests))
         .collect();
+    let mut links: Vec<Link> = read.into_iter().flatten().collect();
     // The catalog read every tag's current link strictly already.
-    for (tag, target) in &repo.tags {
-        links.push(Link {
-            repo: name.to_string(),
-            role: Role::TagCurrent(tag.clone()),
-            folder: None,
-            path: store.display(&Spec::TagCurrentLink(name, tag)),
-            target: match target {
-                Ok(d) => Ok(Some(d.clone())),
-                Err(e) => Err(e.clone()),
-            },
-        });
+    for r in repos {
+        for (tag, target) in &r.tags {
+            links.push(Link {
+                repo: r.name.clone(),
+                role: Role::TagCurrent(tag.clone()),
+                folder: None,
+                target: match target {
+                    Ok(d) => Ok(Some(d.clone())),
+                    Err(e) => Err(e.clone()),
+                },
+            });
+        }
     }
     Ok(links)
+}
+
+fn read_folder(store: &Store, name: &str, role: &Role, digests: &[Digest]) -> Vec<Link> {
+    let (dir, specs): (Spec, Vec<Spec>) = match role {
+        Role::Revision => (
+            Spec::RevisionsRoot(name),
+            digests
+                .iter()
+                .map(|d| Spec::RevisionLink(name, d))
+                .collect(),
+        ),
+        Role::Layer => (
+            Spec::LayersRoot(name),
+            digests.iter().map(|d| Spec::LayerLink(name, d)).collect(),
+        ),
+        Role::TagIndex(tag) => (
+            Spec::TagIndexRoot(name, tag),
+            digests
+                .iter()
+                .map(|d| Spec::TagIndexLink(name, tag, d))
+                .collect(),
+        ),
+        Role::TagCurrent(_) => unreachable!("current links come from the catalog"),
+    };
+    let targets = store.read_links_in(&dir, &specs);
+    specs
+        .iter()
+        .zip(targets)
+        .zip(digests)
+        .map(|((_, target), d)| Link {
+            repo: name.to_string(),
+            role: role.clone(),
+            folder: Some(d.clone()),
+            target: target.map_err(Arc::new),
+        })
+        .collect()
 }

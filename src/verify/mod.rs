@@ -11,9 +11,8 @@
 pub mod links;
 pub mod walk;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use crate::blobs::{self, Checked};
 use crate::catalog::{Catalog, Repository};
@@ -120,38 +119,55 @@ pub fn check(
     opts: Options,
 ) -> Result<Report> {
     let store = &catalog.store;
-    let (mut usage, links) = rayon::join(
-        || walk::walk(catalog, targets),
-        || links::read(store, repos),
-    );
-    let links = links?;
-
-    // Every blob to read once: the images' blobs (hashed), link targets
-    // (sized), and with --all-blobs every blob of the tree (hashed).
-    // Manifests the catalog read were hashed by it already.
-    let known = |d: &Digest| catalog.manifests.contains_key(d) || usage.blobs.contains_key(d);
-    let mut work: Vec<(Digest, bool)> =
-        usage.blobs.keys().map(|d| (d.clone(), opts.hash)).collect();
-    let mut queued: HashSet<Digest> = work.iter().map(|(d, _)| d.clone()).collect();
-    let listed = if opts.all_blobs {
-        blobs::list(store)?
-    } else {
-        Vec::new()
+    let progress = Progress::new(0, "verifying", opts.quiet);
+    let hash_wave = |work: Vec<(Digest, bool)>| {
+        progress.inc_length(work.len() as u64);
+        let checked = blobs::check_all(store, &work, &progress);
+        work.into_iter().zip(checked).collect::<Vec<_>>()
     };
+    // The images' blobs are hashed while the link files are read.
+    let ((mut usage, first), links) = rayon::join(
+        || {
+            let usage = walk::walk(catalog, targets);
+            let work = usage.blobs.keys().map(|d| (d.clone(), opts.hash)).collect();
+            let first = hash_wave(work);
+            (usage, first)
+        },
+        || -> Result<_> {
+            let links = links::read(store, repos)?;
+            let listed = if opts.all_blobs {
+                blobs::list(store)?
+            } else {
+                Vec::new()
+            };
+            Ok((links, listed))
+        },
+    );
+    let (links, listed) = links?;
+
+    // Then what is left: with --all-blobs every other blob of the tree
+    // (hashed), and the targets of links no image uses (sized). Manifests
+    // the catalog read were hashed by it already.
+    let known = |d: &Digest| {
+        catalog.manifests.contains_key(d)
+            || usage.blobs.contains_key(d)
+            || usage.manifests.contains_key(d)
+    };
+    let mut queued: HashSet<&Digest> = HashSet::new();
+    let mut work: Vec<(Digest, bool)> = Vec::new();
     for d in &listed {
-        if !known(d) && queued.insert(d.clone()) {
+        if !known(d) && queued.insert(d) {
             work.push((d.clone(), true));
         }
     }
     for l in &links {
         if let Ok(Some(t)) = &l.target {
-            if !known(t) && !usage.manifests.contains_key(t) && queued.insert(t.clone()) {
+            if !known(t) && queued.insert(t) {
                 work.push((t.clone(), false));
             }
         }
     }
-    let progress = Progress::new(work.len() as u64, "verifying", opts.quiet);
-    let checked = blobs::check_all(store, &work, &progress);
+    let second = hash_wave(work);
     progress.finish();
 
     let mut report = Report {
@@ -161,8 +177,8 @@ pub fn check(
         links: links.len(),
         ..Report::default()
     };
-    let mut status: HashMap<Digest, Checked> = HashMap::with_capacity(work.len());
-    for ((d, hash), c) in work.into_iter().zip(checked) {
+    let mut status: HashMap<Digest, Checked> = HashMap::with_capacity(first.len() + second.len());
+    for ((d, hash), c) in first.into_iter().chain(second) {
         if let (true, Checked::Present { size, .. }) = (hash, &c) {
             report.hashed_blobs += 1;
             report.hashed_bytes += size;
@@ -180,9 +196,9 @@ pub fn check(
 
     let mut findings = Vec::new();
     let errors = std::mem::take(&mut usage.manifest_errors);
-    manifest_findings(catalog, &usage, errors, &mut findings);
-    blob_findings(catalog, &usage, &status, &mut findings);
-    link_findings(catalog, &usage, &links, &exists, &mut findings);
+    manifest_findings(catalog, targets, &usage, errors, &mut findings);
+    blob_findings(catalog, targets, &usage, &status, &mut findings);
+    link_findings(catalog, targets, &usage, &links, &exists, &mut findings);
     if opts.all_blobs {
         report.orphans = Some(orphans(catalog, &listed, &usage, &status, &mut findings));
     }
@@ -194,19 +210,23 @@ pub fn check(
     Ok(report)
 }
 
-fn names(images: &std::collections::BTreeSet<Arc<str>>) -> impl Iterator<Item = &str> {
-    images.iter().map(|s| &**s)
+/// The names of the images (target indices).
+fn names<'a>(targets: &'a [Target], images: &'a [u32]) -> impl Iterator<Item = &'a str> {
+    images
+        .iter()
+        .map(move |&i| targets[i as usize].name.as_str())
 }
 
 fn manifest_findings(
     catalog: &Catalog,
+    targets: &[Target],
     usage: &Usage,
     mut errors: HashMap<Digest, Error>,
     out: &mut Vec<Finding>,
 ) {
     for (d, u) in &usage.manifests {
         if let Some(e) = errors.remove(d) {
-            out.push(Finding::new(e, names(&u.images)));
+            out.push(Finding::new(e, names(targets, &u.images)));
             continue;
         }
         if let Ok(node) = catalog.node(d, &u.what) {
@@ -217,7 +237,7 @@ fn manifest_findings(
                     expected: *u.sizes.iter().next().expect("not empty"),
                     actual: node.size,
                 };
-                out.push(Finding::new(e, names(&u.images)));
+                out.push(Finding::new(e, names(targets, &u.images)));
             }
         }
     }
@@ -225,6 +245,7 @@ fn manifest_findings(
 
 fn blob_findings(
     catalog: &Catalog,
+    targets: &[Target],
     usage: &Usage,
     status: &HashMap<Digest, Checked>,
     out: &mut Vec<Finding>,
@@ -258,77 +279,88 @@ fn blob_findings(
             Some(Checked::Unreadable(e)) => Error::Shared(e.clone()),
             None => continue,
         };
-        out.push(Finding::new(e, names(&u.images)));
+        out.push(Finding::new(e, names(targets, &u.images)));
     }
 }
 
 fn link_findings(
     catalog: &Catalog,
+    targets: &[Target],
     usage: &Usage,
     links: &[Link],
     exists: &dyn Fn(&Digest) -> bool,
     out: &mut Vec<Finding>,
 ) {
-    let mut by_need: HashMap<(&str, Need, &Digest), &Link> = HashMap::new();
+    // The images of `repo` that need the link of `need` for `d`.
+    let needing = |repo: &str, need: Need, d: &Digest| -> Vec<String> {
+        usage
+            .of(need)
+            .get(d)
+            .map(|u| {
+                names(targets, &u.images)
+                    .zip(u.images.iter())
+                    .filter(|(_, &i)| targets[i as usize].repo == repo)
+                    .map(|(n, _)| n.to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut present: HashSet<(&str, Need, &Digest)> = HashSet::new();
     for l in links {
-        if let (Some(n), Some(f)) = (l.role.need(), &l.folder) {
-            by_need.insert((l.repo.as_str(), n, f), l);
+        if let (Some(n), Some(f), Ok(Some(_)) | Err(_)) = (l.role.need(), &l.folder, &l.target) {
+            present.insert((l.repo.as_str(), n, f));
         }
         let e = match &l.target {
             Err(e) => Error::Shared(e.clone()),
             Ok(None) => continue,
             Ok(Some(t)) => match &l.folder {
                 Some(f) if f != t => Error::LinkMismatch {
-                    path: l.path.clone(),
+                    path: l.path(&catalog.store),
                     folder: f.clone(),
                     target: t.clone(),
                 },
                 _ if !exists(t) => Error::DanglingLink {
-                    path: l.path.clone(),
+                    path: l.path(&catalog.store),
                     digest: t.clone(),
                 },
                 _ => continue,
             },
         };
-        // The images that need this link.
         let images: Vec<String> = match (&l.role, &l.folder) {
             (Role::TagCurrent(tag), _) => vec![format!("{}:{tag}", l.repo)],
             (role, Some(f)) => role
                 .need()
-                .and_then(|n| usage.needs.get(&(l.repo.clone(), n, f.clone())))
-                .map(|s| names(s).map(str::to_string).collect())
+                .map(|n| needing(&l.repo, n, f))
                 .unwrap_or_default(),
             _ => vec![],
         };
         out.push(Finding::new(e, images));
     }
     // Links the images need that are not there at all.
-    for ((repo, need, d), images) in &usage.needs {
-        let present = by_need
-            .get(&(repo.as_str(), *need, d))
-            .is_some_and(|l| !matches!(l.target, Ok(None)));
-        if present {
-            continue;
+    for need in [Need::Revision, Need::Layer] {
+        for (d, u) in usage.of(need) {
+            let repos: BTreeSet<&str> = u
+                .images
+                .iter()
+                .map(|&i| targets[i as usize].repo.as_str())
+                .collect();
+            for repo in repos {
+                if present.contains(&(repo, need, d)) {
+                    continue;
+                }
+                let (spec, kind) = match need {
+                    Need::Revision => (Spec::RevisionLink(repo, d), "revision"),
+                    Need::Layer => (Spec::LayerLink(repo, d), "_layers"),
+                };
+                let e = Error::MissingLink {
+                    path: catalog.store.display(&spec),
+                    digest: d.clone(),
+                    what: u.what.clone(),
+                    kind,
+                };
+                out.push(Finding::new(e, needing(repo, need, d)));
+            }
         }
-        let (spec, kind, what) = match need {
-            Need::Revision => (
-                Spec::RevisionLink(repo, d),
-                "revision",
-                usage.manifests.get(d).map(|u| u.what.clone()),
-            ),
-            Need::Layer => (
-                Spec::LayerLink(repo, d),
-                "_layers",
-                usage.blobs.get(d).map(|u| u.what.clone()),
-            ),
-        };
-        let e = Error::MissingLink {
-            path: catalog.store.display(&spec),
-            digest: d.clone(),
-            what: what.unwrap_or_else(|| "blob".into()),
-            kind,
-        };
-        out.push(Finding::new(e, names(images)));
     }
 }
 

@@ -1,13 +1,13 @@
 //! What the checked images use: every manifest and blob with the images
-//! that use it and the sizes their descriptors give, and every link the
-//! registry needs to serve them. In memory, from the catalog.
+//! that use it and the sizes their descriptors give, from which follow the
+//! links the registry needs to serve them. In memory, from the catalog.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 
 use crate::catalog::Catalog;
 use crate::digest::Digest;
 use crate::error::Error;
+use crate::platform::Platform;
 
 /// The link kinds an image needs in its repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -25,14 +25,15 @@ pub struct Use {
     pub what: String,
     /// The sizes descriptors give it (none for schema1 layers and tags).
     pub sizes: BTreeSet<u64>,
-    pub images: BTreeSet<Arc<str>>,
+    /// The targets (indices) using it, sorted, unique.
+    pub images: Vec<u32>,
 }
 
 /// One image to check: `repo`, its name, and its top manifest.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub repo: String,
-    pub name: Arc<str>,
+    pub name: String,
     pub digest: Digest,
 }
 
@@ -40,29 +41,60 @@ pub struct Target {
 pub struct Usage {
     pub manifests: HashMap<Digest, Use>,
     pub blobs: HashMap<Digest, Use>,
-    /// Links the images need: (repository, kind, digest) → images.
-    pub needs: HashMap<(String, Need, Digest), BTreeSet<Arc<str>>>,
     /// Manifests that could not be read, for the first image reaching them.
     pub manifest_errors: HashMap<Digest, Error>,
 }
 
+impl Usage {
+    /// The uses of one kind of link.
+    pub fn of(&self, need: Need) -> &HashMap<Digest, Use> {
+        match need {
+            Need::Revision => &self.manifests,
+            Need::Layer => &self.blobs,
+        }
+    }
+}
+
 const MAX_DEPTH: usize = 8;
+
+/// How a manifest was reached, named only when first recorded.
+#[derive(Clone, Copy)]
+enum Reached<'a> {
+    Top,
+    Child(Option<&'a Platform>),
+}
+
+impl Reached<'_> {
+    fn what(self) -> String {
+        match self {
+            Reached::Top => "manifest".into(),
+            Reached::Child(Some(p)) => format!("child manifest {p}"),
+            Reached::Child(None) => "child manifest".into(),
+        }
+    }
+}
 
 /// Walks every target over its children and blobs.
 pub fn walk(catalog: &Catalog, targets: &[Target]) -> Usage {
     let mut usage = Usage::default();
-    for t in targets {
-        let mut seen = BTreeSet::new();
+    let mut seen = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        seen.clear();
+        let i = u32::try_from(i).expect("fewer than 4 billion images");
         visit(
             catalog,
             &mut usage,
-            t,
+            i,
             &t.digest,
             None,
-            "manifest".into(),
+            Reached::Top,
             0,
             &mut seen,
         );
+    }
+    for u in usage.manifests.values_mut().chain(usage.blobs.values_mut()) {
+        u.images.sort_unstable();
+        u.images.dedup();
     }
     usage
 }
@@ -71,78 +103,75 @@ pub fn walk(catalog: &Catalog, targets: &[Target]) -> Usage {
 fn visit(
     catalog: &Catalog,
     usage: &mut Usage,
-    t: &Target,
+    image: u32,
     digest: &Digest,
     size: Option<u64>,
-    what: String,
+    reached: Reached,
     depth: usize,
-    seen: &mut BTreeSet<Digest>,
+    seen: &mut Vec<Digest>,
 ) {
-    if depth > MAX_DEPTH || !seen.insert(digest.clone()) {
+    if depth > MAX_DEPTH || seen.contains(digest) {
         return;
     }
-    need(usage, t, Need::Revision, digest);
-    let u = usage.manifests.entry(digest.clone()).or_default();
-    if u.what.is_empty() {
-        u.what = what.clone();
-    }
-    u.sizes.extend(size);
-    u.images.insert(t.name.clone());
-    let node = match catalog.node(digest, &what) {
+    seen.push(digest.clone());
+    record(&mut usage.manifests, digest, size, image, || reached.what());
+    let node = match catalog.node(digest, "manifest") {
         Ok(n) => n,
-        Err(e) => {
-            usage.manifest_errors.entry(digest.clone()).or_insert(e);
+        Err(_) => {
+            // Again, to name it in the error as this image reaches it.
+            if let Err(e) = catalog.node(digest, &reached.what()) {
+                usage.manifest_errors.entry(digest.clone()).or_insert(e);
+            }
             return;
         }
     };
     let m = &node.manifest;
     for child in &m.children {
-        let what = match &child.platform {
-            Some(p) => format!("child manifest {p}"),
-            None => "child manifest".to_string(),
-        };
+        let reached = Reached::Child(child.platform.as_ref());
         visit(
             catalog,
             usage,
-            t,
+            image,
             &child.digest,
             child.size,
-            what,
+            reached,
             depth + 1,
             seen,
         );
     }
-    let n = m.layers.len();
     for b in m.blobs() {
         if b.is_foreign() {
             continue;
         }
-        let what = if m.config.as_ref().is_some_and(|c| c.digest == b.digest) {
-            "config".to_string()
-        } else {
-            let pos = m
-                .layers
-                .iter()
-                .position(|l| l.digest == b.digest)
-                .unwrap_or(0);
-            format!("layer {} of {n}", pos + 1)
-        };
-        need(usage, t, Need::Layer, &b.digest);
-        let u = usage.blobs.entry(b.digest.clone()).or_default();
-        if u.what.is_empty() {
-            u.what = what;
-        }
-        u.sizes.extend(b.size);
-        u.images.insert(t.name.clone());
+        record(&mut usage.blobs, &b.digest, b.size, image, || {
+            if m.config.as_ref().is_some_and(|c| c.digest == b.digest) {
+                "config".to_string()
+            } else {
+                let pos = m.layers.iter().position(|l| l.digest == b.digest);
+                format!("layer {} of {}", pos.unwrap_or(0) + 1, m.layers.len())
+            }
+        });
     }
 }
 
-fn need(usage: &mut Usage, t: &Target, kind: Need, digest: &Digest) {
-    usage
-        .needs
-        .entry((t.repo.clone(), kind, digest.clone()))
-        .or_default()
-        .insert(t.name.clone());
+fn record(
+    map: &mut HashMap<Digest, Use>,
+    digest: &Digest,
+    size: Option<u64>,
+    image: u32,
+    what: impl FnOnce() -> String,
+) {
+    let u = match map.get_mut(digest) {
+        Some(u) => u,
+        None => map.entry(digest.clone()).or_insert_with(|| Use {
+            what: what(),
+            ..Use::default()
+        }),
+    };
+    u.sizes.extend(size);
+    if u.images.last() != Some(&image) {
+        u.images.push(image);
+    }
 }
 
 /// Every manifest and blob that some tag of the tree reaches (for
