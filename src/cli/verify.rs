@@ -59,6 +59,8 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Result<ExitCode> {
         serde_json::to_writer_pretty(&mut out, &json(&report))
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out))
+    } else if quiet && report.findings.is_empty() && report.orphans.is_none() {
+        Ok(())
     } else {
         write!(out, "{}", text(&report, opts))
     };

@@ -61,8 +61,16 @@ fn mark_repo(catalog: &Catalog, repo: &Repository, delete_untagged: bool) -> Res
     // folder: keep it rather than guess.
     let mut revisions: Vec<Digest> = Vec::new();
     let mut roots: Vec<Digest> = Vec::new();
-    for d in &repo.revisions {
-        match catalog.store.read_link(&Spec::RevisionLink(name, d)) {
+    let digests: Vec<&Digest> = repo.revisions.iter().collect();
+    let specs: Vec<Spec> = digests
+        .iter()
+        .map(|d| Spec::RevisionLink(name, d))
+        .collect();
+    let read = catalog
+        .store
+        .read_links_in(&Spec::RevisionsRoot(name), &specs);
+    for (d, link) in digests.into_iter().zip(read) {
+        match link {
             Ok(None) => {}
             Ok(Some(t)) => {
                 if &t != d {

@@ -50,13 +50,14 @@ pub fn find(store: &Store) -> Result<Vec<Upload>> {
     Ok(all)
 }
 
-/// Repository folders holding `_uploads`, at any depth.
+/// Repository folders holding `_uploads`, at any depth (in parallel).
 fn walk(store: &Store, name: &str, out: &mut Vec<String>) -> Result<()> {
     let spec = if name.is_empty() {
         Spec::RepositoriesRoot
     } else {
         Spec::Repository(name)
     };
+    let mut subdirs = Vec::new();
     for e in store.list(&spec)? {
         if !e.is_dir {
             continue;
@@ -64,14 +65,21 @@ fn walk(store: &Store, name: &str, out: &mut Vec<String>) -> Result<()> {
         if e.name == UPLOADS_DIR && !name.is_empty() {
             out.push(name.to_string());
         } else if !e.name.starts_with('_') {
-            let sub = if name.is_empty() {
+            subdirs.push(if name.is_empty() {
                 e.name
             } else {
                 format!("{name}/{}", e.name)
-            };
-            walk(store, &sub, out)?;
+            });
         }
     }
+    let found: Vec<Vec<String>> = subdirs
+        .par_iter()
+        .map(|sub| {
+            let mut v = Vec::new();
+            walk(store, sub, &mut v).map(|()| v)
+        })
+        .collect::<Result<_>>()?;
+    out.extend(found.into_iter().flatten());
     Ok(())
 }
 
