@@ -62,7 +62,7 @@ pub fn run(args: &GcArgs, quiet: bool) -> Result<ExitCode> {
         print_error(b);
     }
     eprintln!(
-        "error: gc removed nothing: {} manifest(s) it must keep cannot be read, so the blobs they need are unknown\n   = help: restore them, or remove their tags (regkit delete ROOT IMAGE --manifest), then run gc again",
+        "error: gc removed nothing: {} of the manifests and tags it must keep cannot be read, so it cannot know which blobs they need\n   = help: restore them, or remove them (regkit delete ROOT IMAGE, with --manifest for a manifest), then run gc again",
         o.blockers.len()
     );
     Ok(ExitCode::from(1))
