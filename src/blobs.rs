@@ -53,7 +53,7 @@ pub enum Checked {
 }
 
 /// Checks blobs in parallel: each is hashed (streamed once) when `hash`,
-/// else only sized. The result is in the order of `digests`. Blobs to hash
+/// else only sized; after Ctrl-C the rest are `Unreadable(Interrupted)`. The result is in the order of `digests`. Blobs to hash
 /// are read folder by folder (`blobs/sha256/<2 hex>/`), each folder opened
 /// once.
 pub fn check_all(store: &Store, digests: &[(Digest, bool)], progress: &Progress) -> Vec<Checked> {
@@ -100,6 +100,11 @@ fn hash_in<'a>(
     store.backend().each_in(&dir, &names, &mut |i, file| {
         let d = digests[i];
         let path = || store.display(&Spec::BlobData(d));
+        if crate::interrupt::interrupted() {
+            // Stop reading; the caller reports the interrupt.
+            out.push(Checked::Unreadable(Arc::new(Error::Interrupted)));
+            return;
+        }
         out.push(match file.and_then(|f| hash_stream(d, f)) {
             Ok((actual, size)) => Checked::Present {
                 size,

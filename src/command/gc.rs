@@ -71,6 +71,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<Outcome> {
         return Ok(outcome);
     }
     outcome.plan = gc::plan(&catalog, &marked, &uploads, opts, now)?;
+    crate::interrupt::check()?;
     outcome.warnings = marked.warnings;
     if !opts.dry_run {
         let _lock = writer.lock()?;

@@ -144,6 +144,7 @@ pub fn check(
         },
     );
     let (links, listed) = links?;
+    crate::interrupt::check()?;
 
     // Then what is left: with --all-blobs every other blob of the tree
     // (hashed), and the targets of links no image uses (sized). Manifests
@@ -168,6 +169,7 @@ pub fn check(
         }
     }
     let second = hash_wave(work);
+    crate::interrupt::check()?;
     progress.finish();
 
     let mut report = Report {
