@@ -14,6 +14,8 @@ pub mod walk;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
+use rayon::prelude::*;
+
 use crate::blobs::{self, Checked};
 use crate::catalog::{Catalog, Repository};
 use crate::digest::Digest;
@@ -154,16 +156,22 @@ pub fn check(
             || usage.blobs.contains_key(d)
             || usage.manifests.contains_key(d)
     };
-    let mut queued: HashSet<&Digest> = HashSet::new();
-    let mut work: Vec<(Digest, bool)> = Vec::new();
-    for d in &listed {
-        if !known(d) && queued.insert(d) {
-            work.push((d.clone(), true));
-        }
-    }
-    for l in &links {
-        if let Ok(Some(t)) = &l.target {
-            if !known(t) && queued.insert(t) {
+    let mut work: Vec<(Digest, bool)> = listed
+        .par_iter()
+        .filter(|d| !known(d))
+        .map(|d| (d.clone(), true))
+        .collect();
+    let unknown: Vec<&Digest> = links
+        .par_iter()
+        .filter_map(|l| match &l.target {
+            Ok(Some(t)) if !known(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    if !unknown.is_empty() {
+        let mut queued: HashSet<Digest> = work.iter().map(|(d, _)| d.clone()).collect();
+        for t in unknown {
+            if queued.insert(t.clone()) {
                 work.push((t.clone(), false));
             }
         }
@@ -196,11 +204,10 @@ pub fn check(
         ),
     };
 
-    let mut findings = Vec::new();
     let errors = std::mem::take(&mut usage.manifest_errors);
-    manifest_findings(catalog, targets, &usage, errors, &mut findings);
-    blob_findings(catalog, targets, &usage, &status, &mut findings);
-    link_findings(catalog, targets, &usage, &links, &exists, &mut findings);
+    let mut findings = manifest_findings(catalog, targets, &usage, errors);
+    findings.extend(blob_findings(catalog, targets, &usage, &status));
+    findings.extend(link_findings(catalog, targets, &usage, &links, &exists));
     if opts.all_blobs {
         report.orphans = Some(orphans(catalog, &listed, &usage, &status, &mut findings));
     }
@@ -223,26 +230,31 @@ fn manifest_findings(
     catalog: &Catalog,
     targets: &[Target],
     usage: &Usage,
-    mut errors: HashMap<Digest, Error>,
-    out: &mut Vec<Finding>,
-) {
-    for (d, u) in &usage.manifests {
-        if let Some(e) = errors.remove(d) {
-            out.push(Finding::new(e, names(targets, &u.images)));
-            continue;
-        }
-        if let Ok(node) = catalog.node(d, &u.what) {
-            if !u.sizes.is_empty() && !u.sizes.contains(&node.size) {
-                let e = Error::SizeMismatch {
-                    path: catalog.store.display(&Spec::BlobData(d)),
-                    digest: d.clone(),
-                    expected: *u.sizes.iter().next().expect("not empty"),
-                    actual: node.size,
-                };
-                out.push(Finding::new(e, names(targets, &u.images)));
+    errors: HashMap<Digest, Error>,
+) -> Vec<Finding> {
+    let mut out: Vec<Finding> = usage
+        .manifests
+        .par_iter()
+        .filter(|(d, u)| !errors.contains_key(*d) && !u.sizes.is_empty())
+        .filter_map(|(d, u)| {
+            let node = catalog.node(d, &u.what).ok()?;
+            if u.sizes.contains(&node.size) {
+                return None;
             }
-        }
+            let e = Error::SizeMismatch {
+                path: catalog.store.display(&Spec::BlobData(d)),
+                digest: d.clone(),
+                expected: *u.sizes.iter().next().expect("not empty"),
+                actual: node.size,
+            };
+            Some(Finding::new(e, names(targets, &u.images)))
+        })
+        .collect();
+    for (d, e) in errors {
+        let images = usage.manifests.get(&d).map_or(&[][..], |u| &u.images);
+        out.push(Finding::new(e, names(targets, images)));
     }
+    out
 }
 
 fn blob_findings(
@@ -250,39 +262,41 @@ fn blob_findings(
     targets: &[Target],
     usage: &Usage,
     status: &HashMap<Digest, Checked>,
-    out: &mut Vec<Finding>,
-) {
+) -> Vec<Finding> {
     let path = |d: &Digest| catalog.store.display(&Spec::BlobData(d));
-    for (d, u) in &usage.blobs {
-        let e = match status.get(d) {
-            Some(Checked::Missing) => Error::MissingBlob {
-                digest: d.clone(),
-                what: u.what.clone(),
-                path: path(d),
-            },
-            Some(Checked::Present { size, actual }) => {
-                if !u.sizes.is_empty() && !u.sizes.contains(size) {
-                    Error::SizeMismatch {
-                        path: path(d),
-                        digest: d.clone(),
-                        expected: *u.sizes.iter().next().expect("not empty"),
-                        actual: *size,
+    usage
+        .blobs
+        .par_iter()
+        .filter_map(|(d, u)| {
+            let e = match status.get(d)? {
+                Checked::Missing => Error::MissingBlob {
+                    digest: d.clone(),
+                    what: u.what.clone(),
+                    path: path(d),
+                },
+                Checked::Present { size, actual } => {
+                    if !u.sizes.is_empty() && !u.sizes.contains(size) {
+                        Error::SizeMismatch {
+                            path: path(d),
+                            digest: d.clone(),
+                            expected: *u.sizes.iter().next().expect("not empty"),
+                            actual: *size,
+                        }
+                    } else if let Some(a) = actual.as_ref().filter(|a| *a != d) {
+                        Error::DigestMismatch {
+                            path: path(d),
+                            expected: d.clone(),
+                            actual: a.clone(),
+                        }
+                    } else {
+                        return None;
                     }
-                } else if let Some(a) = actual.as_ref().filter(|a| *a != d) {
-                    Error::DigestMismatch {
-                        path: path(d),
-                        expected: d.clone(),
-                        actual: a.clone(),
-                    }
-                } else {
-                    continue;
                 }
-            }
-            Some(Checked::Unreadable(e)) => Error::Shared(e.clone()),
-            None => continue,
-        };
-        out.push(Finding::new(e, names(targets, &u.images)));
-    }
+                Checked::Unreadable(e) => Error::Shared(e.clone()),
+            };
+            Some(Finding::new(e, names(targets, &u.images)))
+        })
+        .collect()
 }
 
 fn link_findings(
@@ -290,9 +304,8 @@ fn link_findings(
     targets: &[Target],
     usage: &Usage,
     links: &[Link],
-    exists: &dyn Fn(&Digest) -> bool,
-    out: &mut Vec<Finding>,
-) {
+    exists: &(dyn Fn(&Digest) -> bool + Sync),
+) -> Vec<Finding> {
     // The images of `repo` that need the link of `need` for `d`.
     let needing = |repo: &str, need: Need, d: &Digest| -> Vec<String> {
         usage
@@ -307,63 +320,72 @@ fn link_findings(
             })
             .unwrap_or_default()
     };
-    let mut present: HashSet<(&str, Need, &Digest)> = HashSet::new();
-    for l in links {
-        if let (Some(n), Some(f), Ok(Some(_)) | Err(_)) = (l.role.need(), &l.folder, &l.target) {
-            present.insert((l.repo.as_str(), n, f));
-        }
-        let e = match &l.target {
-            Err(e) => Error::Shared(e.clone()),
-            Ok(None) => continue,
-            Ok(Some(t)) => match &l.folder {
-                Some(f) if f != t => Error::LinkMismatch {
-                    path: l.path(&catalog.store),
-                    folder: f.clone(),
-                    target: t.clone(),
+    let mut out: Vec<Finding> = links
+        .par_iter()
+        .filter_map(|l| {
+            let e = match &l.target {
+                Err(e) => Error::Shared(e.clone()),
+                Ok(None) => return None,
+                Ok(Some(t)) => match &l.folder {
+                    Some(f) if f != t => Error::LinkMismatch {
+                        path: l.path(&catalog.store),
+                        folder: f.clone(),
+                        target: t.clone(),
+                    },
+                    _ if !exists(t) => Error::DanglingLink {
+                        path: l.path(&catalog.store),
+                        digest: t.clone(),
+                    },
+                    _ => return None,
                 },
-                _ if !exists(t) => Error::DanglingLink {
-                    path: l.path(&catalog.store),
-                    digest: t.clone(),
-                },
-                _ => continue,
-            },
-        };
-        let images: Vec<String> = match (&l.role, &l.folder) {
-            (Role::TagCurrent(tag), _) => vec![format!("{}:{tag}", l.repo)],
-            (role, Some(f)) => role
-                .need()
-                .map(|n| needing(&l.repo, n, f))
-                .unwrap_or_default(),
-            _ => vec![],
-        };
-        out.push(Finding::new(e, images));
-    }
+            };
+            let images: Vec<String> = match (&l.role, &l.folder) {
+                (Role::TagCurrent(tag), _) => vec![format!("{}:{tag}", l.repo)],
+                (role, Some(f)) => role
+                    .need()
+                    .map(|n| needing(&l.repo, n, f))
+                    .unwrap_or_default(),
+                _ => vec![],
+            };
+            Some(Finding::new(e, images))
+        })
+        .collect();
     // Links the images need that are not there at all.
+    let present: HashSet<(&str, Need, &Digest)> = links
+        .par_iter()
+        .filter_map(|l| match (l.role.need(), &l.folder, &l.target) {
+            (Some(n), Some(f), Ok(Some(_)) | Err(_)) => Some((l.repo.as_str(), n, f)),
+            _ => None,
+        })
+        .collect();
     for need in [Need::Revision, Need::Layer] {
-        for (d, u) in usage.of(need) {
+        out.par_extend(usage.of(need).par_iter().flat_map_iter(|(d, u)| {
             let repos: BTreeSet<&str> = u
                 .images
                 .iter()
                 .map(|&i| targets[i as usize].repo.as_str())
                 .collect();
-            for repo in repos {
-                if present.contains(&(repo, need, d)) {
-                    continue;
-                }
-                let (spec, kind) = match need {
-                    Need::Revision => (Spec::RevisionLink(repo, d), "revision"),
-                    Need::Layer => (Spec::LayerLink(repo, d), "_layers"),
-                };
-                let e = Error::MissingLink {
-                    path: catalog.store.display(&spec),
-                    digest: d.clone(),
-                    what: u.what.clone(),
-                    kind,
-                };
-                out.push(Finding::new(e, needing(repo, need, d)));
-            }
-        }
+            let present = &present;
+            let needing = &needing;
+            repos
+                .into_iter()
+                .filter(move |repo| !present.contains(&(*repo, need, d)))
+                .map(move |repo| {
+                    let (spec, kind) = match need {
+                        Need::Revision => (Spec::RevisionLink(repo, d), "revision"),
+                        Need::Layer => (Spec::LayerLink(repo, d), "_layers"),
+                    };
+                    let e = Error::MissingLink {
+                        path: catalog.store.display(&spec),
+                        digest: d.clone(),
+                        what: u.what.clone(),
+                        kind,
+                    };
+                    Finding::new(e, needing(repo, need, d))
+                })
+        }));
     }
+    out
 }
 
 fn orphans(
