@@ -2,12 +2,28 @@
 # hashing every blob with sha256sum, and gc --dry-run against the real
 # docker-registry garbage-collect --dry-run, on a copy of the tree with one
 # tag in ten deleted (so both have garbage to find). The copy is removed.
+
+# measure_pair NAME_A CMD_A NAME_B CMD_B RUNS: like `measure`, but the two
+# commands alternate, so that load from elsewhere on a shared machine falls
+# on both alike.
+measure_pair() {
+  local a=() b=() i s e
+  for ((i = 0; i < $5; i++)); do
+    sync; s=$(now); eval "$2" >/dev/null; e=$(now); a+=("$(echo "$e - $s" | bc -l)")
+    sync; s=$(now); eval "$4" >/dev/null; e=$(now); b+=("$(echo "$e - $s" | bc -l)")
+  done
+  T[$1]=$(printf '%s\n' "${a[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  T[$3]=$(printf '%s\n' "${b[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  printf '  %-34s %8.3f s  (median of %d)\n' "$1" "${T[$1]}" "$5" >&2
+  printf '  %-34s %8.3f s  (median of %d)\n' "$3" "${T[$3]}" "$5" >&2
+}
+
 section_gc() {
   echo "gc: verify and gc --dry-run on $TAGS tags" >&2
   "$REGKIT" -q verify "$TREE" >/dev/null || echo "  (verify found problems in $TREE)" >&2
-  measure "regkit verify" "$RUNS" ":" "$REGKIT -q verify $TREE"
-  measure "find | xargs -P2 sha256sum" "$RUNS" ":" \
-    "(cd $V2 && find blobs -name data | xargs -P2 sha256sum)"
+  measure_pair "regkit verify" "$REGKIT -q verify $TREE" \
+    "find | xargs -P2 sha256sum" "(cd $V2 && find blobs -name data | xargs -P2 sha256sum)" \
+    "$(( RUNS * 2 + 1 ))"
 
   local copy=$WORK/gc-tree cfg=$WORK/gc-config.yml
   rm -rf "$copy"
