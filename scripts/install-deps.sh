@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system tools that regkit's fixtures, tests and benchmarks use:
 # the real registry (Debian's docker-registry, Distribution 2.8), skopeo,
-# umoci, containerd (ctr), pigz, zstd, hyperfine, openssl and python3.
+# umoci, containerd (ctr), pigz, zstd, hyperfine, openssl, python3, curl and
+# htpasswd (apache2-utils, for the push tests' bcrypt password file).
 # Idempotent: runs apt-get only when a command is missing. Debian 12, as root
 # (or through sudo when not root).
 set -euo pipefail
@@ -19,6 +20,7 @@ pairs=(
   openssl:openssl
   python3:python3
   curl:curl
+  htpasswd:apache2-utils
 )
 
 missing=()

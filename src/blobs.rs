@@ -9,36 +9,17 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::digest::{Digest, Hasher};
+use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::paths::Spec;
 use crate::progress::Progress;
 use crate::store::{self, Store};
 
-/// Every blob folder under `blobs/sha256/` whose name is a digest, sorted.
-/// (A folder without its `data` file is listed too; [`check`] finds it
+/// Every blob folder under `blobs/` whose name is a digest, sorted. (A
+/// folder without its `data` file is listed too; [`check`] finds it
 /// missing.)
 pub fn list(store: &Store) -> Result<Vec<Digest>> {
-    let prefixes: Vec<String> = store
-        .list(&Spec::BlobPrefixes)?
-        .into_iter()
-        .filter(|e| e.is_dir && e.name.len() == 2)
-        .map(|e| e.name)
-        .collect();
-    let found: Vec<Vec<Digest>> = prefixes
-        .par_iter()
-        .map(|p| {
-            Ok(store
-                .list(&Spec::BlobPrefix(p))?
-                .into_iter()
-                .filter(|e| e.is_dir && e.name.starts_with(p.as_str()))
-                .filter_map(|e| Digest::from_parts("sha256", &e.name).ok())
-                .collect())
-        })
-        .collect::<Result<_>>()?;
-    let mut all: Vec<Digest> = found.into_iter().flatten().collect();
-    all.sort();
-    Ok(all)
+    store.list_blobs()
 }
 
 /// What reading a blob found.
@@ -60,7 +41,7 @@ pub fn check_all(store: &Store, digests: &[(Digest, bool)], progress: &Progress)
     let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut sized = Vec::new();
     for (i, (d, hash)) in digests.iter().enumerate() {
-        if *hash {
+        if *hash && d.algorithm() == Algorithm::Sha256 {
             groups.entry(&d.hex()[..2]).or_default().push(i);
         } else {
             sized.push(i);
@@ -76,7 +57,7 @@ pub fn check_all(store: &Store, digests: &[(Digest, bool)], progress: &Progress)
         })
         .collect();
     found.par_extend(sized.par_iter().with_max_len(64).map(|&i| {
-        let c = check(store, &digests[i].0, false);
+        let c = check(store, &digests[i].0, digests[i].1);
         progress.inc(1);
         (i, c)
     }));
@@ -84,7 +65,7 @@ pub fn check_all(store: &Store, digests: &[(Digest, bool)], progress: &Progress)
     found.into_iter().map(|(_, c)| c).collect()
 }
 
-/// Hashes the blobs of one prefix folder.
+/// Hashes the sha256 blobs of one prefix folder (`blobs/sha256/<2 hex>/`).
 fn hash_in<'a>(
     store: &Store,
     prefix: &str,
@@ -121,10 +102,26 @@ fn hash_in<'a>(
 
 /// Sizes or hashes one blob.
 pub fn check(store: &Store, digest: &Digest, hash: bool) -> Checked {
-    if hash {
+    if hash && digest.algorithm() == Algorithm::Sha256 {
         return hash_in(store, &digest.hex()[..2], std::iter::once(digest))
             .pop()
             .expect("one result");
+    }
+    if hash {
+        // Another algorithm: its own folder (`blobs/<algo>/`).
+        let path = || store.display(&Spec::BlobData(digest));
+        return match store
+            .backend()
+            .open(&Spec::BlobData(digest).path())
+            .and_then(|mut r| hash_stream(digest, &mut *r))
+        {
+            Ok((actual, size)) => Checked::Present {
+                size,
+                actual: Some(actual),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Checked::Missing,
+            Err(e) => Checked::Unreadable(Arc::new(Error::io("read blob", path(), e))),
+        };
     }
     match store.blob_size(digest) {
         Ok(Some(size)) => Checked::Present { size, actual: None },

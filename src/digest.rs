@@ -189,9 +189,21 @@ impl Write for Hasher {
     }
 }
 
-/// Streams `reader` to its end, returning its digest (in `algo`) and length.
-pub fn hash_reader(algo: Algorithm, mut reader: impl Read) -> io::Result<(Digest, u64)> {
-    let mut hasher = Hasher::new(algo);
+/// Where a streamed copy failed: reading its source or writing its target.
+#[derive(Debug)]
+pub enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Streams `reader` to its end into `writer`, hashing the bytes on the way
+/// when `algo` is given; returns the digest (if hashed) and the length.
+pub fn copy_hashed(
+    mut reader: impl Read,
+    mut writer: impl Write,
+    algo: Option<Algorithm>,
+) -> Result<(Option<Digest>, u64), CopyError> {
+    let mut hasher = algo.map(Hasher::new);
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
@@ -199,12 +211,23 @@ pub fn hash_reader(algo: Algorithm, mut reader: impl Read) -> io::Result<(Digest
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(CopyError::Read(e)),
         };
-        hasher.update(&buf[..n]);
+        if let Some(h) = hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
+        writer.write_all(&buf[..n]).map_err(CopyError::Write)?;
         total += n as u64;
     }
-    Ok((hasher.finish(), total))
+    Ok((hasher.map(Hasher::finish), total))
+}
+
+/// Streams `reader` to its end, returning its digest (in `algo`) and length.
+pub fn hash_reader(algo: Algorithm, reader: impl Read) -> io::Result<(Digest, u64)> {
+    match copy_hashed(reader, io::sink(), Some(algo)) {
+        Ok((d, n)) => Ok((d.expect("hashed"), n)),
+        Err(CopyError::Read(e) | CopyError::Write(e)) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -114,6 +114,10 @@ pub enum Error {
         path: Option<PathBuf>,
     },
 
+    /// The destination registry of a push refused or failed.
+    #[error(transparent)]
+    Remote(crate::push::error::RemoteError),
+
     /// An error kept in the catalog and reported for every image it breaks.
     #[error(transparent)]
     Shared(std::sync::Arc<Error>),
@@ -209,8 +213,9 @@ impl Error {
             ),
             Error::Refused { help, .. } => Some(help.clone()),
             Error::Io { source, .. } if source.raw_os_error() == Some(nix::libc::ENOSPC) => {
-                Some("the disk is full; nothing was renamed into place, free space and run again".into())
+                Some("the disk is full: the file being written was removed and nothing half-written is left; free space and run again".into())
             }
+            Error::Remote(r) => r.help(),
             _ => None,
         }
     }

@@ -3,6 +3,8 @@
 //! output.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
@@ -33,7 +35,20 @@ pub fn interrupted() -> bool {
 }
 
 /// Fails with [`Error::Interrupted`] once an interrupt has arrived.
+///
+/// Tests slow long work down with `REGKIT_TEST_STEP_DELAY_MS` (a pause at
+/// every check) so they can interrupt it half-way, deterministically.
 pub fn check() -> Result<()> {
+    static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
+    let delay = DELAY.get_or_init(|| {
+        std::env::var("REGKIT_TEST_STEP_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    });
+    if let Some(d) = delay {
+        std::thread::sleep(*d);
+    }
     if interrupted() {
         Err(Error::Interrupted)
     } else {

@@ -10,9 +10,11 @@
 //! print.
 
 pub mod blobs;
+pub mod bundle;
 pub mod catalog;
 pub mod cli;
 pub mod command;
+pub mod compress;
 pub mod digest;
 pub mod error;
 pub mod gc;
@@ -24,6 +26,7 @@ pub mod paths;
 pub mod plan;
 pub mod platform;
 pub mod progress;
+pub mod push;
 pub mod reference;
 pub mod selection;
 pub mod sink;

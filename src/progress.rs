@@ -35,6 +35,20 @@ impl Progress {
         Progress { bar }
     }
 
+    /// A bar over `len` bytes, for transfers: bytes done, rate, and the
+    /// message (e.g. images done).
+    pub fn bytes(len: u64, message: &str, quiet: bool) -> Progress {
+        let p = Progress::new(len, message, quiet);
+        p.bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        p
+    }
+
     /// A bar that never shows.
     pub fn hidden() -> Progress {
         Progress {
@@ -61,4 +75,9 @@ impl Progress {
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }
+}
+
+/// `1.5 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
 }

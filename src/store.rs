@@ -357,6 +357,48 @@ impl Store {
         }
     }
 
+    /// Every blob stored under `blobs/sha256/`, found by listing the tree
+    /// (folders whose names are not digests are skipped).
+    pub fn list_blobs(&self) -> Result<Vec<Digest>> {
+        use rayon::prelude::*;
+        let prefixes = self.list(&Spec::BlobsRoot)?;
+        let algos: Vec<String> = prefixes
+            .into_iter()
+            .filter(|e| e.is_dir)
+            .map(|e| e.name)
+            .collect();
+        let mut out = Vec::new();
+        for algo in algos {
+            let dir = Path::new(paths::BLOBS).join(&algo);
+            let two: Vec<String> = match self.backend.list(&dir) {
+                Ok(v) => v
+                    .into_iter()
+                    .filter(|e| e.is_dir && e.name.len() == 2)
+                    .map(|e| e.name)
+                    .collect(),
+                Err(e) => return Err(Error::io("list folder", self.backend.display(&dir), e)),
+            };
+            let found: Vec<Vec<Digest>> = two
+                .par_iter()
+                .map(|t| {
+                    let sub = dir.join(t);
+                    let entries = self
+                        .backend
+                        .list(&sub)
+                        .map_err(|e| Error::io("list folder", self.backend.display(&sub), e))?;
+                    Ok(entries
+                        .into_iter()
+                        .filter(|e| e.is_dir && e.name.starts_with(t.as_str()))
+                        .filter_map(|e| Digest::from_parts(&algo, &e.name).ok())
+                        .collect())
+                })
+                .collect::<Result<_>>()?;
+            out.extend(found.into_iter().flatten());
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// The size of a blob, or `None` if it is missing.
     pub fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
         let rel = Spec::BlobData(digest).path();

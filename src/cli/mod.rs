@@ -1,10 +1,12 @@
 //! Command-line parsing (clap) and printing; the work is in [`crate::command`].
 
+mod bundle;
 mod delete;
 mod diagnostic;
 mod gc;
 mod inspect;
 mod ls;
+mod push;
 mod verify;
 mod write;
 
@@ -80,6 +82,40 @@ pub enum Command {
         after_help = "OUT may be an existing storage tree: images are added to it, and a file\nthat differs is refused. The real registry started on OUT serves exactly\nthe selected images.\n\nExamples:\n  regkit select /var/lib/registry ./release --list release.list\n  regkit select /var/lib/registry ./release team/app:v2 --dry-run"
     )]
     Select(WriteArgs),
+    /// Pack images into one tar of the registry tree `select` would write, for air-gapped delivery.
+    #[command(
+        after_help = "The bundle holds paths under docker/registry/v2/, so `tar -xf BUNDLE -C /var/lib/registry`\n\
+gives a tree the registry serves; `regkit unpack` merges it safely. BUNDLE.json is written\n\
+beside it. Layers are gzip already, so --compress none is the default: gzip or zstd mostly\n\
+spend CPU to shrink manifests and configs.\n\n\
+Examples:\n  regkit pack /var/lib/registry release-1.0.tar --list release.list\n  \
+regkit pack /var/lib/registry release-1.1.tar.zst --list release.list --base release-1.0.tar.json\n  \
+regkit pack /var/lib/registry - team/app:v2 | ssh host regkit unpack - /var/lib/registry"
+    )]
+    Pack(bundle::PackArgs),
+    /// Merge a bundle into a registry storage folder (or create one).
+    #[command(
+        after_help = "Blobs already present are kept; a link that differs is refused (--force replaces it).\n\
+Links are written only after the whole bundle was read, blobs first, tags last.\n\
+Every new blob's sha256 is checked (--no-verify skips it).\n\n\
+Examples:\n  regkit unpack release-1.0.tar /var/lib/registry\n  regkit unpack - /var/lib/registry < release.tar.zst"
+    )]
+    Unpack(bundle::UnpackArgs),
+    /// Images added, removed and changed between two bundles (or BUNDLE.json files, or trees), and the bytes a delta needs.
+    #[command(
+        after_help = "Examples:\n  regkit diff release-1.0.tar.json release-1.1.tar.json\n  regkit diff /mnt/site-registry /var/lib/registry --json"
+    )]
+    Diff {
+        /// The old bundle, BUNDLE.json or storage tree.
+        old: PathBuf,
+        /// The new bundle, BUNDLE.json or storage tree.
+        new: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Push images straight from storage to a live registry (Harbor, Distribution, ...).
+    #[command(after_help = push::AFTER_HELP)]
+    Push(Box<push::PushArgs>),
     /// Check blobs (size, sha256), manifests and links of images, as the registry needs them.
     #[command(
         after_help = "With no image named, every tag is checked, and every link of every repository.\nEach broken blob is named with every image using it, each broken link with its\npath. Exit 1 if anything is broken, 0 if all is well.\n\nExamples:\n  regkit verify /var/lib/registry\n  regkit verify /var/lib/registry team/app:v1 --fast\n  regkit verify /var/lib/registry --all-blobs --json | jq '.findings[].path'"
@@ -172,6 +208,10 @@ pub fn run(cli: Cli) -> ExitCode {
         } => inspect::run(&root, &image, raw, config, platform.as_ref()),
         Command::Extract(args) => write::run(write::Kind::Extract, &args, quiet),
         Command::Select(args) => write::run(write::Kind::Select, &args, quiet),
+        Command::Pack(args) => bundle::pack(&args, quiet),
+        Command::Unpack(args) => bundle::unpack(&args, quiet),
+        Command::Diff { old, new, json } => bundle::diff(&old, &new, json),
+        Command::Push(args) => push::run(&args, quiet),
         Command::Verify(args) => verify::run(&args, quiet),
         Command::Gc(args) => gc::run(&args, quiet),
         Command::Delete(args) => delete::run(&args, quiet),

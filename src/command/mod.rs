@@ -3,11 +3,15 @@
 //! the CLI to print.
 
 pub mod delete;
+pub mod diff;
 pub mod extract;
 pub mod gc;
 pub mod inspect;
 pub mod ls;
+pub mod pack;
+pub mod push;
 pub mod select;
+pub mod unpack;
 pub mod verify;
 
 use std::path::Path;

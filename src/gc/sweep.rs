@@ -39,7 +39,12 @@ pub fn apply(plan: &Plan, w: &TreeWriter, progress: &Progress) -> Result<()> {
         progress.inc(1);
         Ok::<_, crate::Error>(())
     })?;
-    let prefixes: BTreeSet<&str> = plan.blobs.iter().map(|b| &b.digest.hex()[..2]).collect();
+    let prefixes: BTreeSet<&str> = plan
+        .blobs
+        .iter()
+        .filter(|b| b.digest.algorithm() == crate::digest::Algorithm::Sha256)
+        .map(|b| &b.digest.hex()[..2])
+        .collect();
     for p in prefixes {
         w.remove_empty_dir(&Spec::BlobPrefix(p))?;
     }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use nix::errno::Errno;
 
-use crate::digest::{Digest, Hasher};
+use crate::digest::{copy_hashed, CopyError, Digest};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -150,29 +150,19 @@ fn reflink(src: &Path, dst: &Path) -> io::Result<()> {
 
 /// Copies `reader` to a new file `dst`, hashing as it goes; a digest that
 /// differs from `digest` removes `dst` and fails naming `src`.
-pub fn copy_checked(mut reader: impl Read, src: &Path, dst: &Path, digest: &Digest) -> Result<u64> {
+pub fn copy_checked(reader: impl Read, src: &Path, dst: &Path, digest: &Digest) -> Result<u64> {
     let result = (|| {
-        let mut out = File::options()
+        let out = File::options()
             .write(true)
             .create_new(true)
             .open(dst)
             .map_err(|e| Error::io("create", dst, e))?;
-        let mut hasher = Hasher::new(digest.algorithm());
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("read", src, e)),
-            };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])
-                .map_err(|e| Error::io("write", dst, e))?;
-            total += n as u64;
-        }
-        let actual = hasher.finish();
+        let (actual, total) =
+            copy_hashed(reader, out, Some(digest.algorithm())).map_err(|e| match e {
+                CopyError::Read(e) => Error::io("read", src, e),
+                CopyError::Write(e) => Error::io("write", dst, e),
+            })?;
+        let actual = actual.expect("hashed");
         if actual != *digest {
             return Err(Error::DigestMismatch {
                 path: src.to_path_buf(),

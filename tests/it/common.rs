@@ -333,6 +333,14 @@ fn free_port() -> u16 {
 
 /// A plain HTTP/1.0 GET on loopback: (status, body).
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    http_get_with_headers(port, path).map(|(s, _, b)| (s, b))
+}
+
+/// A plain HTTP/1.0 GET on loopback: (status, lower-cased headers, body).
+pub fn http_get_with_headers(
+    port: u16,
+    path: &str,
+) -> std::io::Result<(u16, BTreeMap<String, String>, Vec<u8>)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
@@ -352,7 +360,13 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let body = buf.get(split + 4..).unwrap_or_default().to_vec();
-    Ok((status, body))
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((status, headers, body))
 }
 
 pub fn skopeo(args: &[&str]) -> Run {
@@ -444,6 +458,75 @@ pub fn write_list(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
 
 pub fn stdin_null() -> Stdio {
     Stdio::null()
+}
+
+impl Registry {
+    /// Starts the registry with `http_extra` inside its `http:` mapping
+    /// (e.g. `tls: {certificate: C, key: K}`) and `extra_yaml` at the top
+    /// level (e.g. `auth: ...`). Ready once `/v2/` answers anything (401
+    /// with auth; 400 to plain HTTP with TLS).
+    pub fn start_custom(root: &Path, http_extra: &str, extra_yaml: &str) -> Registry {
+        let dir = tempdir();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let config = dir.path().join("config.yml");
+            let http_extra = if http_extra.is_empty() {
+                String::new()
+            } else {
+                format!(", {http_extra}")
+            };
+            fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: 127.0.0.1:{port}{http_extra}}}\n{extra_yaml}",
+                    root.display()
+                ),
+            )
+            .unwrap();
+            let log = fs::File::create(dir.path().join("registry.log")).unwrap();
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("start docker-registry (run scripts/install-deps.sh)");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if http_get(port, "/v2/").map(|(s, _)| s > 0).unwrap_or(false) {
+                    return Registry {
+                        port,
+                        child,
+                        _dir: dir,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let log = fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default();
+        panic!("docker-registry did not start:\n{log}");
+    }
+
+    /// Kills the registry at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs regkit with extra environment variables.
+pub fn regkit_env(args: &[&str], env: &[(&str, &Path)]) -> Run {
+    let mut c = Command::new(regkit_path());
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    Run::from(c.output().expect("run regkit"))
 }
 
 // ---------------------------------------------------------------------------

@@ -316,3 +316,86 @@ fn extract_to_another_filesystem_copies_and_says_so() {
         f.digest("team/app:v2")
     );
 }
+
+#[test]
+fn ctrl_c_half_way_leaves_no_output_and_no_staging_folder() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let f = sample();
+    for cmd in ["extract", "select", "pack"] {
+        let t = tempdir();
+        let out = t.path().join("out");
+        let mut child = Command::new(regkit_path())
+            .args(["-q", cmd, f.root.to_str().unwrap(), out.to_str().unwrap()])
+            .env("REGKIT_TEST_STEP_DELAY_MS", "20")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the work is under way (its staging sibling exists).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while fs::read_dir(t.path()).unwrap().count() == 0 {
+            assert!(Instant::now() < deadline, "{cmd}: never started");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        run_cmd("kill", &["-INT", &child.id().to_string()]);
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(130), "{cmd}: {stderr}");
+        assert!(stderr.contains("interrupted"), "{cmd}: {stderr}");
+        let left: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{cmd}: left behind {left:?}");
+    }
+}
+
+#[test]
+fn extract_handles_schema1_foreign_layers_and_odd_names() {
+    let f = edge();
+    let t = tempdir();
+    let out = t.path().join("out");
+    regkit([
+        "-q",
+        "extract",
+        f.root.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    for (r, digest, copyable) in f.images() {
+        let dir = out.join(&r);
+        assert_eq!(sha256_file(&dir.join("manifest.json")), digest, "{r}");
+        if copyable {
+            assert_eq!(
+                skopeo_copy_all(&format!("dir:{}", dir.display())).unwrap(),
+                digest,
+                "{r}"
+            );
+        }
+    }
+    // Schema1 blobs come from fsLayers, never from hex found in v1Compatibility.
+    let legacy = f.image("legacy/old:1.0");
+    let mut want: Vec<String> = legacy["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+                .to_string()
+        })
+        .collect();
+    want.sort();
+    want.dedup();
+    let mut have: Vec<String> = files_under(&out.join("legacy/old:1.0"))
+        .into_iter()
+        .filter(|n| n.len() == 64)
+        .collect();
+    have.sort();
+    assert_eq!(have, want);
+}

@@ -1,5 +1,7 @@
 //! `regkit ls`.
 
+use std::fs;
+
 use crate::common::*;
 
 fn names(run: &Run) -> Vec<String> {
@@ -104,4 +106,32 @@ fn ls_json_gives_digest_media_type_platforms_and_size() {
             );
         }
     }
+}
+
+#[test]
+fn root_may_be_the_v2_folder_or_a_parent() {
+    let f = sample();
+    let want = regkit(["ls", f.root.to_str().unwrap(), "--json"])
+        .ok()
+        .stdout;
+    let v2 = f.root.join("docker/registry/v2");
+    assert_eq!(
+        regkit(["ls", v2.to_str().unwrap(), "--json"]).ok().stdout,
+        want
+    );
+    // A parent holding exactly one tree (the fixture's folder holds only it and its sidecar).
+    let t = tempdir();
+    let nested = t.path().join("var/lib/registry");
+    fs::create_dir_all(nested.parent().unwrap()).unwrap();
+    run_cmd(
+        "cp",
+        &["-al", f.root.to_str().unwrap(), nested.to_str().unwrap()],
+    )
+    .ok();
+    assert_eq!(
+        regkit(["ls", t.path().join("var").to_str().unwrap(), "--json"])
+            .ok()
+            .stdout,
+        want
+    );
 }

@@ -4,11 +4,13 @@
 mod common;
 
 mod bad_input;
+mod bundle;
 mod delete;
 mod extract;
 mod fixtures;
 mod gc;
 mod inspect;
 mod ls;
+mod push;
 mod select;
 mod verify;

@@ -221,3 +221,26 @@ fn select_all_then_registry_serves_every_copyable_tag() {
         }
     }
 }
+
+#[test]
+fn select_serves_schema1_foreign_layers_and_odd_names() {
+    // The edge tree: a schema1 manifest, a foreign layer, a repository named
+    // `tools/current`, a tag named `current`, a 128-character tag.
+    let f = edge();
+    let t = tempdir();
+    let out = t.path().join("edge");
+    let r = regkit(["select", f.root.to_str().unwrap(), out.to_str().unwrap()]).ok();
+    assert!(r.stderr.contains("foreign layer"), "{}", r.stderr);
+    let reg = Registry::start(&out);
+    for (name, digest, _) in f.images() {
+        let (repo, tag) = name.rsplit_once(':').unwrap();
+        let (status, headers, _) =
+            http_get_with_headers(reg.port, &format!("/v2/{repo}/manifests/{tag}")).unwrap();
+        assert_eq!(status, 200, "{name}");
+        assert_eq!(
+            headers.get("docker-content-digest"),
+            Some(&digest),
+            "{name}"
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! `pack`: the registry tree of a selection, streamed from ROOT's blobs
+//! into one (optionally compressed) tar, with `BUNDLE.json` beside it.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use crate::bundle::{self, BaseInfo, BlobEntry, Contents, HashingWriter, ImageEntry};
+use crate::command::{open_and_select, WriteOptions};
+use crate::compress::{self, Compression};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::paths::{self, Parsed};
+use crate::plan::{Plan, Source};
+use crate::progress::Progress;
+use crate::selection::{Request, Selection};
+use crate::sink;
+
+/// How to pack.
+#[derive(Debug, Clone, Default)]
+pub struct PackOptions {
+    pub write: WriteOptions,
+    /// `None`: from the bundle's file name.
+    pub compression: Option<Compression>,
+    /// A previous bundle, its `BUNDLE.json`, or a tree: leave out its blobs.
+    pub base: Option<std::path::PathBuf>,
+}
+
+pub struct PackOutcome {
+    pub selection: Selection,
+    pub manifest: bundle::Manifest,
+    /// False for a dry run.
+    pub written: bool,
+}
+
+/// Packs the requested images into `bundle` (`-` for standard output).
+pub fn run(
+    root: &Path,
+    bundle_path: &Path,
+    req: &Request,
+    opts: &PackOptions,
+) -> Result<PackOutcome> {
+    let to_stdout = bundle_path == Path::new("-");
+    if !to_stdout && bundle_path.symlink_metadata().is_ok() && !opts.write.force {
+        return Err(Error::OutputExists {
+            path: bundle_path.into(),
+        });
+    }
+    let (store, selection) = open_and_select(root, req)?;
+    let mut plan = layout::registry::plan(&selection)?;
+    let base = match &opts.base {
+        Some(b) => Some((b, Contents::load(b)?)),
+        None => None,
+    };
+    let blobs = leave_out_base(&mut plan, base.as_ref().map(|b| &b.1));
+    let compression = opts
+        .compression
+        .unwrap_or_else(|| Compression::from_file_name(bundle_path));
+    let mut manifest = bundle::Manifest {
+        format: 1,
+        bundle: bundle_path
+            .file_name()
+            .map_or("-".into(), |n| n.to_string_lossy().into_owned()),
+        sha256: String::new(),
+        size: 0,
+        compression,
+        images: selection
+            .images
+            .iter()
+            .map(|i| ImageEntry {
+                name: i.name(),
+                digest: i.digest.clone(),
+                media_type: i.kind().media_type().into(),
+            })
+            .collect(),
+        blob_count: blobs.iter().filter(|b| b.included).count(),
+        blob_bytes: blobs.iter().filter(|b| b.included).map(|b| b.size).sum(),
+        base: base.as_ref().map(|(source, _)| BaseInfo {
+            source: source.display().to_string(),
+            blobs_omitted: blobs.iter().filter(|b| !b.included).count(),
+            bytes_omitted: blobs.iter().filter(|b| !b.included).map(|b| b.size).sum(),
+        }),
+        blobs,
+    };
+    if opts.write.dry_run {
+        return Ok(PackOutcome {
+            selection,
+            manifest,
+            written: false,
+        });
+    }
+    let progress = Progress::new(
+        plan.files.len() as u64,
+        "packing",
+        opts.write.quiet || to_stdout,
+    );
+    let threads = rayon::current_num_threads();
+    let (sha256, size) = if to_stdout {
+        let out = BufWriter::with_capacity(1 << 20, std::io::stdout());
+        stream(&plan, &store, out, compression, threads, &progress)?
+    } else {
+        let tmp = sink::fs::sibling(bundle_path, "regkit-tmp");
+        let result = File::create(&tmp)
+            .map_err(|e| Error::io("create", &tmp, e))
+            .and_then(|f| {
+                stream(
+                    &plan,
+                    &store,
+                    BufWriter::with_capacity(1 << 20, f),
+                    compression,
+                    threads,
+                    &progress,
+                )
+            })
+            .and_then(|r| {
+                fs::rename(&tmp, bundle_path)
+                    .map_err(|e| Error::io("rename into place", bundle_path, e))?;
+                Ok(r)
+            });
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result.map_err(|e| crate::command::with_image(e, &selection))?
+    };
+    progress.finish();
+    manifest.sha256 = sha256.hex().to_string();
+    manifest.size = size;
+    if !to_stdout {
+        write_manifest(&bundle::manifest_path(bundle_path), &manifest)?;
+    }
+    Ok(PackOutcome {
+        selection,
+        manifest,
+        written: true,
+    })
+}
+
+/// Writes the tar of `plan` through the compressor into `out`; returns the
+/// sha256 and length of the bytes written.
+fn stream<W: Write + Send + 'static>(
+    plan: &Plan,
+    store: &crate::store::Store,
+    out: W,
+    compression: Compression,
+    threads: usize,
+    progress: &Progress,
+) -> Result<(Digest, u64)> {
+    let failed = |e: std::io::Error| Error::io("write the bundle", "-", e);
+    // The compressor writes into a pipe whose far end hashes and writes.
+    let (pipe_tx, pipe_rx) = std::sync::mpsc::sync_channel::<std::io::Result<(Digest, u64)>>(1);
+    let hashing = HashingWriter::new(out);
+    let sink = FinishOnDrop {
+        inner: Some(hashing),
+        done: pipe_tx,
+    };
+    let encoder = compress::encoder(compression, sink, threads).map_err(failed)?;
+    let encoder = sink::tar::write(plan, store, encoder, progress)?;
+    encoder.finish().map_err(failed)?;
+    pipe_rx
+        .recv()
+        .map_err(|_| Error::invalid("the bundle writer stopped"))?
+        .map_err(failed)
+}
+
+/// Hands the hashing writer's totals back once the compressor lets go of it.
+struct FinishOnDrop {
+    inner: Option<HashingWriter>,
+    done: std::sync::mpsc::SyncSender<std::io::Result<(Digest, u64)>>,
+}
+
+impl Write for FinishOnDrop {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.as_mut().expect("open").write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        if let Some(w) = self.inner.take() {
+            let _ = self.done.try_send(w.finish());
+        }
+    }
+}
+
+/// Removes from `plan` the blobs `base` has; returns every blob of the plan
+/// with whether it stays.
+fn leave_out_base(plan: &mut Plan, base: Option<&Contents>) -> Vec<BlobEntry> {
+    let prefix = format!("{}/", paths::V2_PREFIX);
+    let mut out = Vec::new();
+    plan.files.retain(|path, f| {
+        let Source::Blob(d) = &f.source else {
+            return true;
+        };
+        let is_blob_data = path
+            .strip_prefix(&prefix)
+            .and_then(paths::parse)
+            .is_some_and(|p| matches!(p, Parsed::BlobData(_)));
+        if !is_blob_data {
+            return true;
+        }
+        let included = !base.is_some_and(|b| b.blobs.contains_key(d));
+        out.push(BlobEntry {
+            digest: d.clone(),
+            size: f.size,
+            included,
+        });
+        included
+    });
+    out
+}
+
+fn write_manifest(path: &Path, m: &bundle::Manifest) -> Result<()> {
+    let tmp = sink::fs::sibling(path, "regkit-tmp");
+    let mut text = serde_json::to_vec_pretty(m).expect("serializable");
+    text.push(b'\n');
+    fs::write(&tmp, text)
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io("write", path, e)
+        })
+}
