@@ -32,7 +32,7 @@ Subcommands
         Run the real registry in the foreground on ROOT (as the sidecar says
         it must be configured) until interrupted.  ROOT is served in place.
 
-Recipes: sample, edge, bench (--tags N, default 5000).
+Recipes: sample, edge, bench (--tags N, default 5000), gc.
 """
 
 import argparse
@@ -854,7 +854,106 @@ def recipe_bench(args, workdir):
                   "benchmark tree: %d tags over %d repositories" % (n, nrepos))
 
 
-RECIPES = {"sample": recipe_sample, "edge": recipe_edge, "bench": recipe_bench}
+def recipe_gc(args, workdir):
+    """Signed multi-arch images, referrers and untagged history, for gc:
+    what `garbage-collect --delete-untagged` must keep and what it may drop."""
+    def unit():
+        P = Plan()
+        rng = random.Random("regkit-gc")
+
+        def signature(subject, what):
+            blob = Blob(json_compact({"critical": {"image": {"docker-manifest-digest":
+                                                             subject.digest},
+                                                   "type": what}}),
+                        "application/vnd.example.signature.v1+json")
+            return oci_artifact("application/vnd.example.signature.v1", [blob], subject)
+
+        def sbom(subject, name):
+            blob = Blob(json_compact({"spdxVersion": "SPDX-2.3", "name": name,
+                                      "packages": [{"name": name, "versionInfo": "1"}]}),
+                        "application/vnd.example.sbom.v1+json")
+            return oci_artifact("application/vnd.example.sbom.v1", [blob], subject)
+
+        def sig_tag(m):
+            return "sha256-%s.sig" % m.digest[7:]
+
+        # signed/multi: an OCI index of 2 images. Tag 1 first named an older
+        # index (now untagged, with its own children and referrers); the
+        # current index, each child and the index itself are signed
+        # cosign-style (tagged sha256-<hex>.sig) and have untagged OCI
+        # referrers; one referrer has a referrer of its own.
+        repo = "signed/multi"
+        shared = make_layer({"usr/share/multi/COMMON": (rand_text(rng, 8), 0o644)}, OCI_LAYER)
+
+        def build_index(version):
+            kids = []
+            for arch, variant in (("amd64", None), ("arm64", "v8")):
+                own = make_layer({"bin/app": (rng.randbytes(1200), 0o755),
+                                  "etc/version": (("%s %s\n" % (version, arch)).encode(),
+                                                  0o644)}, OCI_LAYER)
+                kids.append((oci_image([shared, own], arch=arch, variant=variant,
+                                       created="2024-05-%02dT00:00:00Z" % version,
+                                       cmd=["/bin/app"]), plat("linux", arch, variant)))
+            return oci_index(kids)
+
+        old = build_index(1)
+        P.image(repo, old, ["1"])
+        for c, _ in old.children:
+            P.by_digest(repo, sbom(c, "old-%s" % c.digest[7:19]),
+                        "OCI referrer of a child of the old index: collectable")
+            P.untagged[-1]["gc"] = "collect"
+        new = build_index(2)
+        P.image(repo, new, ["1"])
+        P.untagged[-1]["gc"] = "collect"
+        for c, _ in new.children:
+            P.image(repo, signature(c, "child signature"), [sig_tag(c)])
+            ref = sbom(c, "child-%s" % c.digest[7:19])
+            P.by_digest(repo, ref, "OCI referrer of a child of signed/multi:1: kept")
+            P.untagged[-1]["gc"] = "keep"
+        P.image(repo, signature(new, "index signature"), [sig_tag(new)])
+        att = sbom(new, "index")
+        P.by_digest(repo, att, "OCI referrer of signed/multi:1: kept")
+        P.untagged[-1]["gc"] = "keep"
+        P.by_digest(repo, signature(att, "signature of the index SBOM"),
+                    "OCI referrer of a referrer of signed/multi:1: kept")
+        P.untagged[-1]["gc"] = "keep"
+
+        # signed/list: a Docker manifest list whose children each have an
+        # untagged OCI referrer.
+        repo = "signed/list"
+        kids = []
+        for arch, variant in (("amd64", None), ("arm", "v7")):
+            own = base_layer(rng, "List", "2.0", arch, binsize=900)
+            kids.append((docker_image([own], arch=arch, variant=variant,
+                                      created="2024-05-10T00:00:00Z"),
+                         plat("linux", arch, variant)))
+        lst = docker_list(kids)
+        P.image(repo, lst, ["1"])
+        for c, _ in lst.children:
+            P.by_digest(repo, signature(c, "list child signature"),
+                        "OCI referrer of a child of signed/list:1: kept")
+            P.untagged[-1]["gc"] = "keep"
+
+        # plain/app: v1 replaced v0 (untagged now, with an untagged
+        # referrer); one blob uploaded that no manifest uses.
+        repo = "plain/app"
+        base = base_layer(rng, "Plain", "1.0", "x86_64", binsize=1500)
+        v0 = docker_image([base, app_layer(rng, "app", "0.9")], created="2024-04-01T00:00:00Z")
+        P.image(repo, v0, ["v1"])
+        P.by_digest(repo, signature(v0, "signature of v0"),
+                    "OCI referrer of the untagged plain/app v0: collectable")
+        P.untagged[-1]["gc"] = "collect"
+        v1 = docker_image([base, app_layer(rng, "app", "1.0")], created="2024-05-01T00:00:00Z")
+        P.image(repo, v1, ["v1"])
+        P.untagged[-1]["gc"] = "collect"
+        P.blob(repo, make_layer({"tmp/orphan": (rng.randbytes(700), 0o644)}))
+        return P
+
+    return Recipe("gc", [unit], {}, "signed multi-arch images, referrers, untagged history")
+
+
+RECIPES = {"sample": recipe_sample, "edge": recipe_edge, "bench": recipe_bench,
+           "gc": recipe_gc}
 
 
 # --------------------------------------------------------------------------
@@ -1862,7 +1961,7 @@ def main(argv=None):
     for name, helptext in (("build", "push a recipe to the real registry"),
                            ("generate", "write a recipe's tree directly (no registry)")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("recipe", metavar="RECIPE", help="sample | edge | bench")
+        p.add_argument("recipe", metavar="RECIPE", help="sample | edge | bench | gc")
         p.add_argument("out_root", metavar="OUT_ROOT")
         p.add_argument("--tags", type=int, default=5000, help="bench: number of tags")
         p.add_argument("--force", action="store_true", help="replace OUT_ROOT if it exists")

@@ -11,8 +11,17 @@ use sha2::{Digest as _, Sha256, Sha512};
 /// Only the algorithms the registry stores (`sha256`, and `sha512`, which
 /// distribution accepts but rarely sees) are accepted; the hex part must be
 /// lowercase and of the algorithm's exact length.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Digest(Box<str>);
+
+/// Hashes the last 16 hex digits only: they are as random as the rest, and
+/// hash maps keyed by digests are hot in every walk of a big tree.
+impl std::hash::Hash for Digest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let b = self.0.as_bytes();
+        state.write(&b[b.len() - 16..]);
+    }
+}
 
 /// Hash algorithms a digest may name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -49,6 +49,29 @@ pub enum Error {
         actual: Digest,
     },
 
+    #[error("{what} {digest} has no {kind} link here, so the registry cannot serve it")]
+    MissingLink {
+        path: PathBuf,
+        digest: Digest,
+        what: String,
+        /// `revision` or `_layers`.
+        kind: &'static str,
+    },
+
+    #[error("link in the folder of {folder} points at {target}")]
+    LinkMismatch {
+        path: PathBuf,
+        folder: Digest,
+        target: Digest,
+    },
+
+    #[error("{message}")]
+    Refused {
+        message: String,
+        path: PathBuf,
+        help: String,
+    },
+
     #[error("blob {digest} has {actual} bytes but its descriptor says {expected}")]
     SizeMismatch {
         path: PathBuf,
@@ -165,6 +188,9 @@ impl Error {
             | Error::BadManifest { path, .. }
             | Error::DigestMismatch { path, .. }
             | Error::SizeMismatch { path, .. }
+            | Error::MissingLink { path, .. }
+            | Error::LinkMismatch { path, .. }
+            | Error::Refused { path, .. }
             | Error::OutputExists { path }
             | Error::Conflict { path, .. } => Some(path),
             Error::Invalid { path, .. } | Error::BadList { path, .. } => path.as_deref(),
@@ -185,6 +211,7 @@ impl Error {
                 "point ROOT at the registry's rootdirectory (e.g. /var/lib/registry), its docker/registry/v2 folder, or a parent"
                     .into(),
             ),
+            Error::Refused { help, .. } => Some(help.clone()),
             Error::Io { source, .. } if source.raw_os_error() == Some(nix::libc::ENOSPC) => {
                 Some("the disk is full: the file being written was removed and nothing half-written is left; free space and run again".into())
             }

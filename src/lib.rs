@@ -9,6 +9,7 @@
 //! those pipelines, one per command; `main.rs` and [`cli`] only parse and
 //! print.
 
+pub mod blobs;
 pub mod bundle;
 pub mod catalog;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod command;
 pub mod compress;
 pub mod digest;
 pub mod error;
+pub mod gc;
 pub mod import;
 pub mod interrupt;
 pub mod layout;
@@ -30,6 +32,8 @@ pub mod reference;
 pub mod selection;
 pub mod sink;
 pub mod store;
+pub mod store_write;
+pub mod verify;
 
 pub use digest::Digest;
 pub use error::{Error, Result};

@@ -63,6 +63,24 @@ pub enum Spec<'a> {
     UploadsRoot(&'a str),
     /// `repositories/<name>/_uploads/<id>/`
     Upload(&'a str, &'a str),
+    /// `blobs/<algo>/` (holds the two-hex prefix folders)
+    BlobPrefixes,
+    /// `blobs/<algo>/<2hex>/`
+    BlobPrefix(&'a str),
+    /// `blobs/<algo>/<2hex>/<hex>/` (what distribution's GC deletes)
+    BlobDir(&'a Digest),
+    /// `repositories/<name>/_manifests/revisions/<algo>/<hex>/`
+    RevisionDir(&'a str, &'a Digest),
+    /// `repositories/<name>/_manifests/tags/<tag>/index/<algo>/<hex>/`
+    TagIndexDir(&'a str, &'a str, &'a Digest),
+    /// `repositories/<name>/_layers/<algo>/<hex>/`
+    LayerDir(&'a str, &'a Digest),
+    /// `repositories/<name>/_uploads/<id>/startedat` (RFC 3339)
+    UploadStartedAt(&'a str, &'a str),
+    /// `repositories/<name>/_uploads/<id>/data`
+    UploadData(&'a str, &'a str),
+    /// `.regkit-gc.lock`, regkit's own lock while it deletes from a tree
+    GcLock,
 }
 
 /// The algorithm folder used by the `*Root` specs that list digests.
@@ -107,6 +125,32 @@ impl Spec<'_> {
             }
             Spec::UploadsRoot(name) => format!("{REPOSITORIES}/{name}/{UPLOADS_DIR}"),
             Spec::Upload(name, id) => format!("{REPOSITORIES}/{name}/{UPLOADS_DIR}/{id}"),
+            Spec::BlobPrefixes => format!("{BLOBS}/{ALGO}"),
+            Spec::BlobPrefix(two) => format!("{BLOBS}/{ALGO}/{two}"),
+            Spec::BlobDir(d) => format!(
+                "{BLOBS}/{}/{}/{}",
+                d.algorithm().name(),
+                &d.hex()[..2],
+                d.hex()
+            ),
+            Spec::RevisionDir(name, d) => {
+                format!(
+                    "{REPOSITORIES}/{name}/{MANIFESTS_DIR}/revisions/{}",
+                    algo_hex(d)
+                )
+            }
+            Spec::TagIndexDir(name, tag, d) => format!(
+                "{REPOSITORIES}/{name}/{MANIFESTS_DIR}/tags/{tag}/index/{}",
+                algo_hex(d)
+            ),
+            Spec::LayerDir(name, d) => {
+                format!("{REPOSITORIES}/{name}/{LAYERS_DIR}/{}", algo_hex(d))
+            }
+            Spec::UploadStartedAt(name, id) => {
+                format!("{REPOSITORIES}/{name}/{UPLOADS_DIR}/{id}/startedat")
+            }
+            Spec::UploadData(name, id) => format!("{REPOSITORIES}/{name}/{UPLOADS_DIR}/{id}/data"),
+            Spec::GcLock => ".regkit-gc.lock".to_string(),
         }
     }
 
@@ -313,6 +357,42 @@ mod tests {
             assert_eq!(spec.path(), PathBuf::from(&path));
             assert_eq!(parse(&path), parsed);
         }
+    }
+
+    #[test]
+    fn folders_hold_their_files() {
+        let d = d();
+        let parent = |s: Spec| s.path().parent().unwrap().to_path_buf();
+        assert_eq!(parent(Spec::BlobData(&d)), Spec::BlobDir(&d).path());
+        assert_eq!(
+            parent(Spec::BlobDir(&d)),
+            Spec::BlobPrefix(&d.hex()[..2]).path()
+        );
+        assert_eq!(parent(Spec::BlobPrefix("ab")), Spec::BlobPrefixes.path());
+        assert_eq!(
+            parent(Spec::RevisionLink("a/b", &d)),
+            Spec::RevisionDir("a/b", &d).path()
+        );
+        assert_eq!(
+            parent(Spec::TagIndexLink("a", "t", &d)),
+            Spec::TagIndexDir("a", "t", &d).path()
+        );
+        assert_eq!(
+            parent(Spec::LayerLink("a", &d)),
+            Spec::LayerDir("a", &d).path()
+        );
+        assert_eq!(
+            parent(Spec::UploadStartedAt("a", "u")),
+            Spec::Upload("a", "u").path()
+        );
+        assert_eq!(
+            parent(Spec::UploadData("a", "u")),
+            Spec::Upload("a", "u").path()
+        );
+        assert_eq!(
+            parent(Spec::Upload("a/b", "u")),
+            Spec::UploadsRoot("a/b").path()
+        );
     }
 
     #[test]

@@ -64,6 +64,10 @@ impl Progress {
         self.bar.set_message(message.to_string());
     }
 
+    pub fn inc_length(&self, n: u64) {
+        self.bar.inc_length(n);
+    }
+
     pub fn set_length(&self, len: u64) {
         self.bar.set_length(len);
     }

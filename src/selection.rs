@@ -166,7 +166,7 @@ pub fn select(catalog: &Catalog, req: &Request) -> Result<Selection> {
 }
 
 /// Turns one reference into `(repo, tag, digest)` targets.
-fn expand(catalog: &Catalog, r: &ImageRef) -> Result<Vec<(String, Option<String>, Digest)>> {
+pub fn expand(catalog: &Catalog, r: &ImageRef) -> Result<Vec<(String, Option<String>, Digest)>> {
     let repo = catalog
         .repos
         .get(&r.repo)

@@ -44,6 +44,31 @@ pub trait Backend: Send + Sync {
     fn local_path(&self, rel: &Path) -> Option<PathBuf>;
     /// How to name `rel` in messages.
     fn display(&self, rel: &Path) -> PathBuf;
+    /// Opens files of one folder in turn (`names` relative to `dir`) and
+    /// hands each to `f` with its index. A local backend opens the folder
+    /// once, so each file costs a short path walk.
+    fn each_in(
+        &self,
+        dir: &Path,
+        names: &[PathBuf],
+        f: &mut dyn FnMut(usize, io::Result<&mut dyn Read>),
+    ) {
+        for (i, n) in names.iter().enumerate() {
+            match self.open(&dir.join(n)) {
+                Ok(mut r) => f(i, Ok(&mut *r)),
+                Err(e) => f(i, Err(e)),
+            }
+        }
+    }
+    /// When a file or folder was last modified (stale uploads are told by
+    /// it); `NotFound` if it does not exist.
+    fn modified(&self, rel: &Path) -> io::Result<std::time::SystemTime> {
+        let _ = rel;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no modification times",
+        ))
+    }
 }
 
 /// The local filesystem backend. It holds the `v2` folder open and reads
@@ -63,14 +88,45 @@ impl FsBackend {
 
     fn open_file(&self, rel: &Path) -> io::Result<fs::File> {
         match &self.dir {
-            Some(dir) => {
-                let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
-                let fd = nix::fcntl::openat(dir, rel, flags, Mode::empty())?;
-                Ok(fs::File::from(fd))
-            }
+            Some(dir) => open_at(dir, rel),
             None => fs::File::open(self.v2.join(rel)),
         }
     }
+}
+
+/// Opens a file below a folder's descriptor, without updating its access
+/// time when allowed (reading a tree should not write to it).
+fn open_at<Fd: std::os::fd::AsFd>(dir: &Fd, rel: &Path) -> io::Result<fs::File> {
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let fd = match nix::fcntl::openat(dir, rel, flags | OFlag::O_NOATIME, Mode::empty()) {
+        Err(nix::errno::Errno::EPERM) => nix::fcntl::openat(dir, rel, flags, Mode::empty())?,
+        r => r?,
+    };
+    Ok(fs::File::from(fd))
+}
+
+/// Reads a small file whole, refusing more than `limit` bytes. Links and
+/// most manifests fit one read: a short read of a regular file is its end,
+/// so they cost open, read, close.
+pub fn read_small(file: &mut dyn Read, limit: u64) -> io::Result<Vec<u8>> {
+    let mut first = [0u8; 8192];
+    let n = loop {
+        match file.read(&mut first) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    let mut buf = first[..n].to_vec();
+    if n == first.len() && (n as u64) <= limit {
+        file.take(limit + 1 - n as u64).read_to_end(&mut buf)?;
+    }
+    if buf.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("file is larger than {limit} bytes"),
+        ));
+    }
+    Ok(buf)
 }
 
 impl Backend for FsBackend {
@@ -93,16 +149,45 @@ impl Backend for FsBackend {
     }
 
     fn read(&self, rel: &Path, limit: u64) -> io::Result<Vec<u8>> {
-        let file = self.open_file(rel)?;
-        let mut buf = Vec::new();
-        file.take(limit + 1).read_to_end(&mut buf)?;
-        if buf.len() as u64 > limit {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("file is larger than {limit} bytes"),
-            ));
+        read_small(&mut self.open_file(rel)?, limit)
+    }
+
+    fn each_in(
+        &self,
+        dir: &Path,
+        names: &[PathBuf],
+        f: &mut dyn FnMut(usize, io::Result<&mut dyn Read>),
+    ) {
+        // For one or two files, opening the folder costs more than it saves.
+        if names.len() <= 2 {
+            for (i, n) in names.iter().enumerate() {
+                match self.open_file(&dir.join(n)) {
+                    Ok(mut file) => f(i, Ok(&mut file)),
+                    Err(e) => f(i, Err(e)),
+                }
+            }
+            return;
         }
-        Ok(buf)
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let folder = match &self.dir {
+            Some(v2) => nix::fcntl::openat(v2, dir, flags, Mode::empty()),
+            None => nix::fcntl::open(&self.v2.join(dir), flags, Mode::empty()),
+        };
+        let folder = match folder {
+            Ok(fd) => fd,
+            Err(e) => {
+                for i in 0..names.len() {
+                    f(i, Err(e.into()));
+                }
+                return;
+            }
+        };
+        for (i, n) in names.iter().enumerate() {
+            match open_at(&folder, n) {
+                Ok(mut file) => f(i, Ok(&mut file)),
+                Err(e) => f(i, Err(e)),
+            }
+        }
     }
 
     fn open(&self, rel: &Path) -> io::Result<Box<dyn Read + Send>> {
@@ -135,6 +220,10 @@ impl Backend for FsBackend {
 
     fn display(&self, rel: &Path) -> PathBuf {
         self.v2.join(rel)
+    }
+
+    fn modified(&self, rel: &Path) -> io::Result<std::time::SystemTime> {
+        fs::symlink_metadata(self.v2.join(rel))?.modified()
     }
 }
 
@@ -207,6 +296,65 @@ impl Store {
                 path: self.backend.display(&rel),
                 found: e.found,
             })
+    }
+
+    /// Reads a small file of the tree (at most `limit` bytes); `Ok(None)`
+    /// if it does not exist.
+    pub fn read_file(&self, spec: &Spec, limit: u64) -> Result<Option<Vec<u8>>> {
+        let rel = spec.path();
+        match self.backend.read(&rel, limit) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read file", self.backend.display(&rel), e)),
+        }
+    }
+
+    /// When a place of the tree was last modified; `Ok(None)` if it does
+    /// not exist.
+    pub fn modified(&self, spec: &Spec) -> Result<Option<std::time::SystemTime>> {
+        let rel = spec.path();
+        match self.backend.modified(&rel) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("stat", self.backend.display(&rel), e)),
+        }
+    }
+
+    /// Reads link files of one folder strictly, in order (`Ok(None)` for
+    /// one that does not exist): each costs a short path walk.
+    pub fn read_links_in(&self, dir: &Spec, links: &[Spec]) -> Vec<Result<Option<Digest>>> {
+        let base = dir.path();
+        let names: Vec<PathBuf> = links.iter().map(|l| relative(l, &base)).collect();
+        let mut out: Vec<Result<Option<Digest>>> = Vec::with_capacity(links.len());
+        self.backend.each_in(&base, &names, &mut |i, file| {
+            let bytes = match file.and_then(|f| read_small(f, 1024)) {
+                Ok(b) => b,
+                Err(e) => {
+                    out.push(self.link_error(&links[i].path(), e));
+                    return;
+                }
+            };
+            out.push(
+                paths::parse_link(&bytes)
+                    .map(Some)
+                    .map_err(|e| Error::BadLink {
+                        path: self.backend.display(&links[i].path()),
+                        found: e.found,
+                    }),
+            );
+        });
+        out
+    }
+
+    fn link_error(&self, rel: &Path, e: io::Error) -> Result<Option<Digest>> {
+        match e.kind() {
+            io::ErrorKind::NotFound => Ok(None),
+            io::ErrorKind::InvalidData => Err(Error::BadLink {
+                path: self.backend.display(rel),
+                found: "(more than 1 KiB)".into(),
+            }),
+            _ => Err(Error::io("read link", self.backend.display(rel), e)),
+        }
     }
 
     /// Every blob stored under `blobs/sha256/`, found by listing the tree
@@ -294,6 +442,14 @@ impl Store {
             Error::io("read blob", path, e)
         }
     }
+}
+
+/// The path of `spec` inside `dir` (a folder spec that contains it).
+pub fn relative(spec: &Spec, dir: &Path) -> PathBuf {
+    spec.path()
+        .strip_prefix(dir)
+        .expect("the folder contains the file")
+        .to_path_buf()
 }
 
 /// Finds the `v2` folder for a path the user gave.
@@ -388,5 +544,44 @@ mod tests {
             store.read_link(&Spec::TagCurrentLink("a", "none")).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn reads_small_files_in_one_go_and_long_ones_whole() {
+        let long = vec![7u8; 20_000];
+        assert_eq!(read_small(&mut &long[..], 30_000).unwrap(), long);
+        assert!(read_small(&mut &long[..], 1024).is_err());
+        assert!(read_small(&mut &long[..8192], 8191).is_err());
+        assert_eq!(read_small(&mut &long[..8192], 8192).unwrap().len(), 8192);
+        assert_eq!(read_small(&mut &b""[..], 0).unwrap(), b"");
+    }
+
+    #[test]
+    fn reads_links_of_a_folder() {
+        let t = tempfile::tempdir().unwrap();
+        let v2 = t.path().join(paths::V2_PREFIX);
+        let (a, b, c) = (
+            Digest::sha256_of(b"a"),
+            Digest::sha256_of(b"b"),
+            Digest::sha256_of(b"c"),
+        );
+        for (d, content) in [(&a, a.to_string()), (&b, "garbage".to_string())] {
+            let p = v2.join(Spec::LayerLink("r", d).path());
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, content).unwrap();
+        }
+        let store = Store::open(t.path()).unwrap();
+        let specs = [
+            Spec::LayerLink("r", &a),
+            Spec::LayerLink("r", &b),
+            Spec::LayerLink("r", &c),
+        ];
+        let got = store.read_links_in(&Spec::LayersRoot("r"), &specs);
+        assert_eq!(got[0].as_ref().unwrap(), &Some(a.clone()));
+        assert!(matches!(&got[1], Err(Error::BadLink { path, .. }) if path.ends_with("link")));
+        assert!(matches!(got[2], Ok(None)));
+        // A folder that does not exist: every link is absent.
+        let got = store.read_links_in(&Spec::LayersRoot("none"), &[Spec::LayerLink("none", &a)]);
+        assert!(matches!(got[0], Ok(None)));
     }
 }

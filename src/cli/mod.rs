@@ -1,12 +1,15 @@
 //! Command-line parsing (clap) and printing; the work is in [`crate::command`].
 
 mod bundle;
+mod delete;
 mod diagnostic;
 mod export;
+mod gc;
 mod import;
 mod inspect;
 mod ls;
 mod push;
+mod verify;
 mod write;
 
 use std::path::PathBuf;
@@ -121,6 +124,21 @@ Examples:\n  regkit unpack release-1.0.tar /var/lib/registry\n  regkit unpack - 
     /// Import images from dir: folders, OCI layouts, oci-archive or docker save tars into ROOT.
     #[command(after_help = import::AFTER_HELP)]
     Import(import::ImportArgs),
+    /// Check blobs (size, sha256), manifests and links of images, as the registry needs them.
+    #[command(
+        after_help = "With no image named, every tag is checked, and every link of every repository.\nEach broken blob is named with every image using it, each broken link with its\npath. Exit 1 if anything is broken, 0 if all is well.\n\nExamples:\n  regkit verify /var/lib/registry\n  regkit verify /var/lib/registry team/app:v1 --fast\n  regkit verify /var/lib/registry --all-blobs --json | jq '.findings[].path'"
+    )]
+    Verify(verify::VerifyArgs),
+    /// Remove blobs no manifest needs (and with -m, untagged manifests), offline.
+    #[command(
+        after_help = "Mark and sweep like `docker-registry garbage-collect`, but an index's children\nand the referrers (`subject`) of a kept manifest are always kept. Removes the\n`_layers` links of removed blobs. Refuses to run while its lock file exists or\nwhile uploads were written to in the last 10 minutes (--force).\n\nExamples:\n  regkit gc /var/lib/registry --dry-run\n  regkit gc /var/lib/registry --delete-untagged --uploads-older-than 7d"
+    )]
+    Gc(gc::GcArgs),
+    /// Remove tags (with --manifest, manifests) offline, as `skopeo delete` does over HTTP.
+    #[command(
+        after_help = "A tag delete removes the tag's folder, as the registry does. --manifest (or a\nname@sha256:<hex> reference) also removes the manifest's revision link and every\ntag naming it, as DELETE /v2/<name>/manifests/<digest> does. Blobs stay until\n`regkit gc`.\n\nExamples:\n  regkit delete /var/lib/registry team/app:v1\n  regkit delete /var/lib/registry team/app:v1 --manifest --dry-run\n  regkit delete /var/lib/registry team/app@sha256:3f5e... && regkit gc /var/lib/registry"
+    )]
+    Delete(delete::DeleteArgs),
 }
 
 /// Which images: names and lists in the seed format.
@@ -204,6 +222,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Push(args) => push::run(&args, quiet),
         Command::Export(args) => export::run(&args, quiet),
         Command::Import(args) => import::run(&args, quiet),
+        Command::Verify(args) => verify::run(&args, quiet),
+        Command::Gc(args) => gc::run(&args, quiet),
+        Command::Delete(args) => delete::run(&args, quiet),
     };
     match result {
         Ok(code) => code,

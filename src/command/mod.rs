@@ -2,9 +2,11 @@
 //! catalog → selection → plan → sink pipeline and returns what happened, for
 //! the CLI to print.
 
+pub mod delete;
 pub mod diff;
 pub mod export;
 pub mod extract;
+pub mod gc;
 pub mod import;
 pub mod inspect;
 pub mod ls;
@@ -12,6 +14,7 @@ pub mod pack;
 pub mod push;
 pub mod select;
 pub mod unpack;
+pub mod verify;
 
 use std::path::Path;
 

@@ -643,3 +643,104 @@ pub fn regkit_env(args: &[&str], env: &[(&str, &Path)]) -> Run {
     }
     Run::from(c.output().expect("run regkit"))
 }
+
+// ---------------------------------------------------------------------------
+// verify, gc and delete
+
+pub fn gc_fixture() -> &'static Fixture {
+    built("gc")
+}
+
+/// A copy of a fixture (tree and sidecar) in `dir`, named `name`.
+pub fn copy_fixture(src: &Fixture, dir: &Path, name: &str) -> Fixture {
+    let root = dir.join(name);
+    let r = run_cmd(
+        "cp",
+        &["-a", src.root.to_str().unwrap(), root.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "cp -a: {}", r.stderr);
+    Fixture {
+        root,
+        sidecar: src.sidecar.clone(),
+    }
+}
+
+/// The digests of every blob with a `data` file.
+pub fn blob_set(root: &Path) -> std::collections::BTreeSet<String> {
+    let blobs = root.join("docker/registry/v2/blobs/sha256");
+    walkdir::WalkDir::new(&blobs)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file() && e.file_name() == "data")
+        .map(|e| {
+            let hex = e.path().parent().unwrap().file_name().unwrap();
+            format!("sha256:{}", hex.to_string_lossy())
+        })
+        .collect()
+}
+
+/// Runs the real `docker-registry garbage-collect` on `root`.
+pub fn registry_gc(root: &Path, delete_untagged: bool) -> Run {
+    let dir = tempdir();
+    let config = dir.path().join("config.yml");
+    fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: 127.0.0.1:0}}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let mut args = vec!["garbage-collect"];
+    if delete_untagged {
+        args.push("--delete-untagged");
+    }
+    let config = config.to_str().unwrap().to_string();
+    args.push(&config);
+    run_cmd("docker-registry", &args)
+}
+
+/// Every manifest and blob digest a sidecar node reaches (itself,
+/// children, config, stored layers).
+pub fn node_reach(node: &Value, out: &mut std::collections::BTreeSet<String>) {
+    if let Some(d) = node["digest"].as_str() {
+        out.insert(d.to_string());
+    }
+    if let Some(c) = node["config"]["digest"].as_str() {
+        out.insert(c.to_string());
+    }
+    for l in node["layers"].as_array().into_iter().flatten() {
+        if l["urls"].is_null() {
+            out.insert(l["digest"].as_str().unwrap().to_string());
+        }
+    }
+    for c in node["children"].as_array().into_iter().flatten() {
+        node_reach(c, out);
+    }
+}
+
+/// Starts the real registry on `root` and copies every copyable tag of the
+/// sidecar (but `except`) with `skopeo copy --all`, checking its digest.
+pub fn assert_serves_tags(root: &Path, f: &Fixture, except: &[&str]) {
+    let reg = Registry::start(root);
+    for (r, digest, copyable) in f.images() {
+        if !copyable || except.contains(&r.as_str()) {
+            continue;
+        }
+        let got = skopeo_copy_all(&format!("docker://{}/{r}", reg.host()))
+            .unwrap_or_else(|e| panic!("{r} is not served: {e}"));
+        // The registry re-signs schema1 manifests on every GET.
+        if !f.image(&r)["media_type"]
+            .as_str()
+            .unwrap()
+            .ends_with("v1+prettyjws")
+        {
+            assert_eq!(got, digest, "{r}");
+        }
+    }
+}
+
+/// The HTTP status of `GET /v2/<repo>/manifests/<reference>`.
+pub fn manifest_status(reg: &Registry, repo: &str, reference: &str) -> u16 {
+    reg.get(&format!("/v2/{repo}/manifests/{reference}")).0
+}

@@ -5,11 +5,14 @@ mod common;
 
 mod bad_input;
 mod bundle;
+mod delete;
 mod export;
 mod extract;
 mod fixtures;
+mod gc;
 mod import;
 mod inspect;
 mod ls;
 mod push;
 mod select;
+mod verify;

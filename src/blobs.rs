@@ -1,0 +1,193 @@
+//! Every blob of a tree: listed from `blobs/`, sized, and hashed on all
+//! cores with each file streamed once.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::digest::{Algorithm, Digest, Hasher};
+use crate::error::{Error, Result};
+use crate::paths::Spec;
+use crate::progress::Progress;
+use crate::store::{self, Store};
+
+/// Every blob folder under `blobs/` whose name is a digest, sorted. (A
+/// folder without its `data` file is listed too; [`check`] finds it
+/// missing.)
+pub fn list(store: &Store) -> Result<Vec<Digest>> {
+    store.list_blobs()
+}
+
+/// What reading a blob found.
+#[derive(Debug)]
+pub enum Checked {
+    /// No `data` file.
+    Missing,
+    /// Its size, and its actual digest when it was hashed.
+    Present { size: u64, actual: Option<Digest> },
+    /// It could not be read.
+    Unreadable(Arc<Error>),
+}
+
+/// Checks blobs in parallel: each is hashed (streamed once) when `hash`,
+/// else only sized; after Ctrl-C the rest are `Unreadable(Interrupted)`. The result is in the order of `digests`. Blobs to hash
+/// are read folder by folder (`blobs/sha256/<2 hex>/`), each folder opened
+/// once.
+pub fn check_all(store: &Store, digests: &[(Digest, bool)], progress: &Progress) -> Vec<Checked> {
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut sized = Vec::new();
+    for (i, (d, hash)) in digests.iter().enumerate() {
+        if *hash && d.algorithm() == Algorithm::Sha256 {
+            groups.entry(&d.hex()[..2]).or_default().push(i);
+        } else {
+            sized.push(i);
+        }
+    }
+    let groups: Vec<(&str, Vec<usize>)> = groups.into_iter().collect();
+    let mut found: Vec<(usize, Checked)> = groups
+        .par_iter()
+        .flat_map_iter(|(prefix, idx)| {
+            let found = hash_in(store, prefix, idx.iter().map(|&i| &digests[i].0));
+            progress.inc(idx.len() as u64);
+            idx.iter().copied().zip(found).collect::<Vec<_>>()
+        })
+        .collect();
+    found.par_extend(sized.par_iter().with_max_len(64).map(|&i| {
+        let c = check(store, &digests[i].0, digests[i].1);
+        progress.inc(1);
+        (i, c)
+    }));
+    found.sort_unstable_by_key(|(i, _)| *i);
+    found.into_iter().map(|(_, c)| c).collect()
+}
+
+/// Hashes the sha256 blobs of one prefix folder (`blobs/sha256/<2 hex>/`).
+fn hash_in<'a>(
+    store: &Store,
+    prefix: &str,
+    digests: impl Iterator<Item = &'a Digest>,
+) -> Vec<Checked> {
+    let digests: Vec<&Digest> = digests.collect();
+    let dir = Spec::BlobPrefix(prefix).path();
+    let names: Vec<PathBuf> = digests
+        .iter()
+        .map(|d| store::relative(&Spec::BlobData(d), &dir))
+        .collect();
+    let mut out = Vec::with_capacity(digests.len());
+    store.backend().each_in(&dir, &names, &mut |i, file| {
+        let d = digests[i];
+        let path = || store.display(&Spec::BlobData(d));
+        if crate::interrupt::interrupted() {
+            // Stop reading; the caller reports the interrupt.
+            out.push(Checked::Unreadable(Arc::new(Error::Interrupted)));
+            return;
+        }
+        out.push(match file.and_then(|f| hash_stream(d, f)) {
+            Ok((actual, size)) => Checked::Present {
+                size,
+                actual: Some(actual),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Checked::Missing,
+            // A folder named like a blob.
+            Err(e) if e.raw_os_error() == Some(nix::libc::EISDIR) => Checked::Missing,
+            Err(e) => Checked::Unreadable(Arc::new(Error::io("read blob", path(), e))),
+        });
+    });
+    out
+}
+
+/// Sizes or hashes one blob.
+pub fn check(store: &Store, digest: &Digest, hash: bool) -> Checked {
+    if hash && digest.algorithm() == Algorithm::Sha256 {
+        return hash_in(store, &digest.hex()[..2], std::iter::once(digest))
+            .pop()
+            .expect("one result");
+    }
+    if hash {
+        // Another algorithm: its own folder (`blobs/<algo>/`).
+        let path = || store.display(&Spec::BlobData(digest));
+        return match store
+            .backend()
+            .open(&Spec::BlobData(digest).path())
+            .and_then(|mut r| hash_stream(digest, &mut *r))
+        {
+            Ok((actual, size)) => Checked::Present {
+                size,
+                actual: Some(actual),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Checked::Missing,
+            Err(e) => Checked::Unreadable(Arc::new(Error::io("read blob", path(), e))),
+        };
+    }
+    match store.blob_size(digest) {
+        Ok(Some(size)) => Checked::Present { size, actual: None },
+        Ok(None) => Checked::Missing,
+        Err(e) => Checked::Unreadable(Arc::new(e)),
+    }
+}
+
+thread_local! {
+    static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 512 * 1024]);
+}
+
+/// Streams a blob through the hasher of its digest's algorithm, with one
+/// buffer per thread.
+fn hash_stream(digest: &Digest, reader: &mut dyn Read) -> io::Result<(Digest, u64)> {
+    BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let mut hasher = Hasher::new(digest.algorithm());
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            total += n as u64;
+            // A short read of a regular file is its end.
+            if n < buf.len() {
+                break;
+            }
+        }
+        Ok((hasher.finish(), total))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn lists_sizes_and_hashes() {
+        let t = tempfile::tempdir().unwrap();
+        let v2 = t.path().join(crate::paths::V2_PREFIX);
+        let good = Digest::sha256_of(b"good");
+        let bad = Digest::sha256_of(b"bad");
+        for (d, content) in [(&good, &b"good"[..]), (&bad, &b"evil"[..])] {
+            let p = v2.join(Spec::BlobData(d).path());
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, content).unwrap();
+        }
+        let gone = Digest::sha256_of(b"gone");
+        fs::create_dir_all(v2.join(Spec::BlobDir(&gone).path())).unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let mut want = vec![good.clone(), bad.clone(), gone.clone()];
+        want.sort();
+        assert_eq!(list(&store).unwrap(), want);
+        let got = check_all(
+            &store,
+            &[(good.clone(), true), (bad.clone(), true), (gone, false)],
+            &Progress::hidden(),
+        );
+        assert!(matches!(&got[0], Checked::Present { size: 4, actual: Some(a) } if *a == good));
+        assert!(matches!(&got[1], Checked::Present { size: 4, actual: Some(a) } if *a != bad));
+        assert!(matches!(&got[2], Checked::Missing));
+    }
+}

@@ -1,0 +1,157 @@
+//! Running and printing `gc`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::cli::diagnostic::{print_error, print_warning, render};
+use crate::cli::ls::human_size;
+use crate::command::gc::{self, Outcome};
+use crate::error::{Error, Result};
+use crate::gc::time::{format_rfc3339, parse_duration};
+use crate::gc::{Options, Plan};
+
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    #[arg(help = super::ROOT_HELP)]
+    pub root: PathBuf,
+    /// Print what would be removed; remove nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Also remove manifests no tag reaches (never a child of a kept index, never a referrer of a kept manifest).
+    #[arg(long, short = 'm')]
+    pub delete_untagged: bool,
+    /// Remove unfinished uploads not written to for this long (e.g. 168h, 7d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub uploads_older_than: Option<Duration>,
+    /// Run even though uploads were written to in the last minutes (a registry may be running).
+    #[arg(long)]
+    pub force: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &GcArgs, quiet: bool) -> Result<ExitCode> {
+    let opts = Options {
+        dry_run: args.dry_run,
+        delete_untagged: args.delete_untagged,
+        uploads_older_than: args.uploads_older_than,
+        force: args.force,
+        quiet: quiet || args.json,
+    };
+    let o = gc::run(&args.root, &opts)?;
+    for w in &o.warnings {
+        print_warning(w);
+    }
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &json(&o)).expect("serializable");
+        writeln!(out).map_err(|e| Error::io("write to standard output", "-", e))?;
+    } else if o.blockers.is_empty() && (!quiet || args.dry_run) {
+        print!("{}", text(&o));
+    }
+    if o.blockers.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for b in &o.blockers {
+        print_error(b);
+    }
+    eprintln!(
+        "error: gc removed nothing: {} of the manifests and tags it must keep cannot be read, so it cannot know which blobs they need\n   = help: restore them, or remove them (regkit delete ROOT IMAGE, with --manifest for a manifest), then run gc again",
+        o.blockers.len()
+    );
+    Ok(ExitCode::from(1))
+}
+
+fn text(o: &Outcome) -> String {
+    let p = &o.plan;
+    let verb = if o.dry_run { "would remove" } else { "removed" };
+    let mut s = String::new();
+    for m in &p.manifests {
+        let tags = if m.tags.is_empty() {
+            String::new()
+        } else {
+            format!(", tag history of {}", m.tags.join(", "))
+        };
+        s.push_str(&format!(
+            "{verb} manifest {}@{} (revision link{tags})\n",
+            m.repository, m.digest
+        ));
+    }
+    for l in &p.layer_links {
+        s.push_str(&format!(
+            "{verb} layer link {}: {}\n",
+            l.repository, l.digest
+        ));
+    }
+    for b in &p.blobs {
+        s.push_str(&format!(
+            "{verb} blob {} ({})\n",
+            b.digest,
+            human_size(b.size)
+        ));
+    }
+    for u in &p.uploads {
+        s.push_str(&format!(
+            "{verb} upload {}/_uploads/{} (started {}, {})\n",
+            u.repository,
+            u.id,
+            format_rfc3339(u.started),
+            human_size(u.bytes)
+        ));
+    }
+    s.push_str(&summary(o));
+    s
+}
+
+fn summary(o: &Outcome) -> String {
+    let p = &o.plan;
+    format!(
+        "{} {} blob(s), {}; {} {} untagged manifest(s), {} layer link(s), {} upload(s) ({}); kept {} manifest(s) and {} blob(s)\n",
+        if o.dry_run { "would free" } else { "freed" },
+        p.blobs.len(),
+        human_size(p.blob_bytes()),
+        if o.dry_run { "would remove" } else { "removed" },
+        p.manifests.len(),
+        p.layer_links.len(),
+        p.uploads.len(),
+        human_size(p.upload_bytes()),
+        o.kept_manifests,
+        o.marked_blobs,
+    )
+}
+
+#[derive(Serialize)]
+struct JsonOutcome<'a> {
+    ok: bool,
+    dry_run: bool,
+    freed_blobs: usize,
+    freed_bytes: u64,
+    upload_bytes: u64,
+    kept_manifests: usize,
+    marked_blobs: usize,
+    #[serde(flatten)]
+    plan: &'a Plan,
+    warnings: Vec<String>,
+    errors: Vec<String>,
+}
+
+fn json(o: &Outcome) -> JsonOutcome<'_> {
+    JsonOutcome {
+        ok: o.blockers.is_empty(),
+        dry_run: o.dry_run,
+        freed_blobs: o.plan.blobs.len(),
+        freed_bytes: o.plan.blob_bytes(),
+        upload_bytes: o.plan.upload_bytes(),
+        kept_manifests: o.kept_manifests,
+        marked_blobs: o.marked_blobs,
+        plan: &o.plan,
+        warnings: o.warnings.iter().map(|e| render("warning", e)).collect(),
+        errors: o.blockers.iter().map(|e| render("error", e)).collect(),
+    }
+}

@@ -1,0 +1,182 @@
+//! Offline garbage collection: [`mark`] what the manifests need, plan what
+//! nobody needs, and [`sweep`] it in an order that leaves the tree servable
+//! at every step.
+
+pub mod mark;
+pub mod sweep;
+pub mod time;
+pub mod uploads;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::blobs;
+use crate::catalog::Catalog;
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::paths::Spec;
+use uploads::Upload;
+
+/// Uploads written to this recently mean a registry may be at work.
+pub const RECENT_UPLOAD: Duration = Duration::from_secs(10 * 60);
+
+/// How to collect.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub dry_run: bool,
+    pub delete_untagged: bool,
+    /// Remove uploads not written to for this long.
+    pub uploads_older_than: Option<Duration>,
+    /// Run even though uploads were written to recently.
+    pub force: bool,
+    pub quiet: bool,
+}
+
+/// A manifest to remove from a repository: its revision link and the
+/// entries of every tag's index that name it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestDel {
+    pub repository: String,
+    pub digest: Digest,
+    /// Tags whose `index/` names it.
+    pub tags: Vec<String>,
+}
+
+/// A `_layers` link to a blob that is being removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerLinkDel {
+    pub repository: String,
+    pub digest: Digest,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BlobDel {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// Everything gc removes, in the order it removes it.
+#[derive(Debug, Default, Serialize)]
+pub struct Plan {
+    pub manifests: Vec<ManifestDel>,
+    pub layer_links: Vec<LayerLinkDel>,
+    pub blobs: Vec<BlobDel>,
+    pub uploads: Vec<Upload>,
+}
+
+impl Plan {
+    pub fn blob_bytes(&self) -> u64 {
+        self.blobs.iter().map(|b| b.size).sum()
+    }
+
+    pub fn upload_bytes(&self) -> u64 {
+        self.uploads.iter().map(|u| u.bytes).sum()
+    }
+
+    /// How many files and folders the sweep removes (for progress).
+    pub fn steps(&self) -> u64 {
+        (self.manifests.len() + self.layer_links.len() + self.blobs.len() + self.uploads.len())
+            as u64
+    }
+}
+
+/// Plans the sweep from a mark: untagged manifests, `_layers` links and
+/// blobs nobody marked, stale uploads.
+pub fn plan(
+    catalog: &Catalog,
+    marked: &mark::Marked,
+    uploads: &[Upload],
+    opts: &Options,
+    now: SystemTime,
+) -> Result<Plan> {
+    let store = &catalog.store;
+    // Tag index entries naming each manifest to remove.
+    let mut by_repo: BTreeMap<&str, Vec<&Digest>> = BTreeMap::new();
+    for (repo, d) in &marked.untagged {
+        by_repo.entry(repo).or_default().push(d);
+    }
+    let per_repo: Vec<Vec<ManifestDel>> = by_repo
+        .par_iter()
+        .map(|(repo, digests)| {
+            let mut index: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
+            for tag in catalog.repos[*repo].tags.keys() {
+                for e in store.list(&Spec::TagIndexRoot(repo, tag))? {
+                    if let Ok(d) = Digest::from_parts("sha256", &e.name) {
+                        index.entry(d).or_default().push(tag.clone());
+                    }
+                }
+            }
+            let mut v: Vec<ManifestDel> = digests
+                .iter()
+                .map(|d| ManifestDel {
+                    repository: repo.to_string(),
+                    digest: (*d).clone(),
+                    tags: index.remove(*d).unwrap_or_default(),
+                })
+                .collect();
+            v.sort_by(|a, b| a.digest.cmp(&b.digest));
+            Ok(v)
+        })
+        .collect::<Result<_>>()?;
+    let manifests = per_repo.into_iter().flatten().collect();
+
+    let layer_links = catalog
+        .repos
+        .values()
+        .flat_map(|r| {
+            r.layers
+                .iter()
+                .filter(|d| !marked.blobs.contains(*d))
+                .map(|d| LayerLinkDel {
+                    repository: r.name.clone(),
+                    digest: d.clone(),
+                })
+        })
+        .collect();
+
+    let unmarked: Vec<Digest> = blobs::list(store)?
+        .into_iter()
+        .filter(|d| !marked.blobs.contains(d))
+        .collect();
+    let sized: Vec<Option<BlobDel>> = unmarked
+        .par_iter()
+        .map(|d| {
+            Ok(store.blob_size(d)?.map(|size| BlobDel {
+                digest: d.clone(),
+                size,
+            }))
+        })
+        .collect::<Result<_>>()?;
+    // A blob folder without `data` is no blob (distribution skips it too).
+    let blobs = sized.into_iter().flatten().collect();
+
+    let uploads = match opts.uploads_older_than {
+        Some(age) => uploads
+            .iter()
+            .filter(|u| older(now, u.started, age) && older(now, u.last_write, age))
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Plan {
+        manifests,
+        layer_links,
+        blobs,
+        uploads,
+    })
+}
+
+fn older(now: SystemTime, t: SystemTime, age: Duration) -> bool {
+    now.duration_since(t).is_ok_and(|d| d >= age)
+}
+
+/// Uploads written to within [`RECENT_UPLOAD`] of `now`.
+pub fn recent(uploads: &[Upload], now: SystemTime) -> Vec<&Upload> {
+    uploads
+        .iter()
+        .filter(|u| !older(now, u.last_write, RECENT_UPLOAD))
+        .collect()
+}
