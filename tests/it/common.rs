@@ -235,48 +235,7 @@ impl Registry {
 
     /// Starts the registry with extra YAML appended to its configuration.
     pub fn start_with(root: &Path, extra_yaml: &str) -> Registry {
-        let dir = tempdir();
-        for _attempt in 0..5 {
-            let port = free_port();
-            let config = dir.path().join("config.yml");
-            fs::write(
-                &config,
-                format!(
-                    "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp: {{addr: 127.0.0.1:{port}}}\n{extra_yaml}",
-                    root.display()
-                ),
-            )
-            .unwrap();
-            let log = fs::File::create(dir.path().join("registry.log")).unwrap();
-            let mut child = Command::new("docker-registry")
-                .arg("serve")
-                .arg(&config)
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("start docker-registry (run scripts/install-deps.sh)");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // port taken, most likely: try another
-                }
-                if http_get(port, "/v2/")
-                    .map(|(s, _)| s == 200)
-                    .unwrap_or(false)
-                {
-                    return Registry {
-                        port,
-                        child,
-                        _dir: dir,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let log = fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default();
-        panic!("docker-registry did not start:\n{log}");
+        Registry::start_custom(root, "", extra_yaml)
     }
 
     pub fn host(&self) -> String {
