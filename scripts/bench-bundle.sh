@@ -25,7 +25,7 @@ section_bundle() {
   r=$(ratio "${T[regkit pack (none)]}" "${T[tar -cf (selected tree)]}")
   row "pack (none) vs tar -cf of a selected tree" "${r}x tar" "<= 1.2x" "$(verdict "$r" '<=' 1.2)"
   r=$(ratio "${T[regkit pack (gzip)]}" "${T[tar -c | pigz]}")
-  row "pack (gzip) vs tar -c | pigz" "${r}x pigz" "<= 1.2x" "$(verdict "$r" '<=' 1.2)"
+  row "pack (gzip) vs tar -c \\| pigz" "${r}x pigz" "<= 1.2x" "$(verdict "$r" '<=' 1.2)"
   r=$(ratio "${T[tar -czf]}" "${T[regkit pack (gzip)]}")
   row "pack (gzip) vs tar -czf" "${r}x faster" ">= 1.8x" "$(verdict "$r" '>=' 1.8)"
   r=$(ratio "${T[regkit unpack --no-verify]}" "${T[tar -xf]}")

@@ -5,7 +5,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 
-use gzp::deflate::Gzip;
+use gzp::deflate::Mgzip;
 use gzp::par::compress::ParCompressBuilder;
 use gzp::ZWriter;
 
@@ -71,7 +71,7 @@ impl<W: Write + Send> Finish for Plain<W> {
     }
 }
 
-struct ParGzip<W: Write + Send + 'static>(gzp::par::compress::ParCompress<'static, Gzip, W>);
+struct ParGzip<W: Write + Send + 'static>(gzp::par::compress::ParCompress<'static, Mgzip, W>);
 
 impl<W: Write + Send + 'static> Write for ParGzip<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -116,7 +116,7 @@ pub fn encoder<W: Write + Send + 'static>(
     Ok(match c {
         Compression::None => Box::new(Plain(out)),
         Compression::Gzip => {
-            let z = ParCompressBuilder::<Gzip>::new()
+            let z = ParCompressBuilder::<Mgzip>::new()
                 .num_threads(threads.max(1))
                 .map_err(io::Error::other)?
                 .compression_level(gzp::Compression::new(6))

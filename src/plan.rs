@@ -113,17 +113,21 @@ impl Plan {
             size,
             phase,
         };
-        match self.files.get(&path) {
-            Some(existing) if !same_content(&existing.source, &entry.source) => {
-                Err(Error::Conflict {
-                    existing: describe(&existing.source),
-                    wanted: describe(&entry.source),
-                    path: path.into(),
-                })
+        match self.files.entry(path) {
+            std::collections::btree_map::Entry::Occupied(o) => {
+                let existing = o.get();
+                if same_content(&existing.source, &entry.source) {
+                    Ok(())
+                } else {
+                    Err(Error::Conflict {
+                        existing: describe(&existing.source),
+                        wanted: describe(&entry.source),
+                        path: o.key().into(),
+                    })
+                }
             }
-            Some(_) => Ok(()),
-            None => {
-                self.files.insert(path, entry);
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(entry);
                 Ok(())
             }
         }

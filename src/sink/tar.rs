@@ -3,7 +3,6 @@
 //! user names. Blob bytes are streamed from the store in one pass and their
 //! digests checked on the way; a blob that does not match fails the write.
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -23,20 +22,21 @@ pub const MTIME: u64 = 946_684_800;
 pub fn write<W: Write>(plan: &Plan, store: &Store, out: W, progress: &Progress) -> Result<W> {
     let mut builder = tar::Builder::new(out);
     builder.mode(tar::HeaderMode::Deterministic);
-    let mut dirs: BTreeSet<&str> = BTreeSet::new();
-    for level in plan.dirs_by_depth() {
-        dirs.extend(level);
-    }
-    // One sorted walk over folders and files: a folder sorts before its
-    // contents because its path is a prefix of theirs.
-    let mut entries: Vec<(&str, Option<&crate::plan::FileEntry>)> =
-        dirs.iter().map(|d| (*d, None)).collect();
-    entries.extend(plan.files.iter().map(|(p, f)| (p.as_str(), Some(f))));
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut dirs: Vec<&str> = plan.dirs_by_depth().into_iter().flatten().collect();
+    dirs.sort_unstable();
+    // One sorted walk over folders and files (both sorted already): a folder
+    // sorts before its contents because its path is a prefix of theirs.
+    let entries = merge_sorted(
+        dirs.into_iter().map(|d| (d, None)),
+        plan.files.iter().map(|(p, f)| (p.as_str(), Some(f))),
+    );
     let fail = |e: io::Error| Error::io("write the tar stream", "-", e);
     for (path, file) in entries {
         interrupt::check()?;
-        let mut header = tar::Header::new_gnu();
+        // ustar: a path of up to 255 bytes fits the header (name + prefix),
+        // where GNU headers need an extra long-name entry past 100 bytes,
+        // which most storage paths are. Longer paths still get one.
+        let mut header = tar::Header::new_ustar();
         header.set_mtime(MTIME);
         header.set_uid(0);
         header.set_gid(0);
@@ -80,6 +80,20 @@ pub fn write<W: Write>(plan: &Plan, store: &Store, out: W, progress: &Progress) 
         }
     }
     builder.into_inner().map_err(fail)
+}
+
+/// Merges two iterators sorted by their first field into one sorted one.
+fn merge_sorted<'a, T>(
+    a: impl Iterator<Item = (&'a str, T)>,
+    b: impl Iterator<Item = (&'a str, T)>,
+) -> impl Iterator<Item = (&'a str, T)> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) if x.0 <= y.0 => a.next(),
+        (Some(_), Some(_)) => b.next(),
+        (Some(_), None) => a.next(),
+        (None, _) => b.next(),
+    })
 }
 
 fn append_checked<W: Write>(

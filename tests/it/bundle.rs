@@ -437,7 +437,7 @@ fn a_full_disk_leaves_root_valid_and_says_so() {
             "generate",
             "bench",
             "--tags",
-            "60",
+            "150",
             big.to_str().unwrap(),
         ],
     )
@@ -474,4 +474,40 @@ fn a_full_disk_leaves_root_valid_and_says_so() {
             "left behind: {f}"
         );
     }
+}
+
+#[test]
+fn a_link_that_differs_is_refused_naming_both_unless_forced() {
+    let t = tempdir();
+    let bundle = t.path().join("b.tar");
+    pack(&bundle, &["team/app:v1"], &[]);
+    let root = t.path().join("site");
+    unpack(&bundle, &root, &[]).ok();
+    // The site's tag was moved to another image since.
+    let other = t.path().join("other.tar");
+    pack(&other, &["team/app:v2"], &[]);
+    unpack(&other, &root, &[]).ok();
+    let link =
+        root.join("docker/registry/v2/repositories/team/app/_manifests/tags/v1/current/link");
+    let v2 = sample().digest("team/app:v2");
+    fs::write(&link, &v2).unwrap();
+    let before = Snapshot::take(&root);
+    let r = unpack(&bundle, &root, &[]).fails(1);
+    assert!(r.stderr.contains(link.to_str().unwrap()), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&v2) && r.stderr.contains(&sample().digest("team/app:v1")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        Snapshot::take(&root),
+        before,
+        "a refused unpack changed ROOT"
+    );
+    unpack(&bundle, &root, &["--force"]).ok();
+    assert_eq!(
+        fs::read_to_string(&link).unwrap(),
+        sample().digest("team/app:v1")
+    );
+    assert_served(&root, &["team/app:v1", "team/app:v2"]);
 }
