@@ -1,5 +1,6 @@
-//! Bundle compression: none, gzip (parallel, pigz-style: one standard gzip
-//! stream that `tar -xzf` reads) and zstd (multithreaded); chosen by name or
+//! Bundle compression: none, gzip (parallel: blocks compressed on every core
+//! with libdeflate, each a gzip member; the members make one standard gzip
+//! stream that `gzip -d` and `tar -xzf` read) and zstd (multithreaded); chosen by name or
 //! by file extension, and recognised by content when reading.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -134,7 +135,7 @@ pub fn encoder<W: Write + Send + 'static>(
 }
 
 /// Opens a (possibly compressed) stream, recognising the compression by
-/// its first bytes. Gzip streams of several members (pigz, ours) are read
+/// its first bytes. Gzip streams of several members (ours, bgzip's) are read
 /// whole.
 pub fn decoder<'a, R: Read + 'a>(input: R) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
     let mut buffered = BufReader::with_capacity(1 << 20, input);
