@@ -25,6 +25,12 @@ pub struct Request {
     pub skip_missing: bool,
     /// Broken images are reported and the rest done.
     pub keep_going: bool,
+    /// Take blob sizes from descriptors instead of looking every blob up:
+    /// for outputs whose writing finds a missing blob anyway (a hardlink or
+    /// a read of it fails, before anything is renamed into place). Without
+    /// it, every blob is looked up while choosing, so that `keep_going` can
+    /// leave a broken image out and `--dry-run` can name it.
+    pub blobs_checked_on_write: bool,
 }
 
 /// One selected image, closed over everything it needs.
@@ -152,7 +158,15 @@ pub fn select(catalog: &Catalog, req: &Request) -> Result<Selection> {
                 Some(t) => format!("{repo}:{t}"),
                 None => format!("{repo}@{d}"),
             };
-            resolve(catalog, repo, tag.clone(), d, &req.platforms).map_err(|e| e.in_image(name))
+            resolve_with(
+                catalog,
+                repo,
+                tag.clone(),
+                d,
+                &req.platforms,
+                req.blobs_checked_on_write,
+            )
+            .map_err(|e| e.in_image(name))
         })
         .collect();
     for r in resolved {
@@ -246,6 +260,19 @@ pub fn resolve(
     digest: &Digest,
     platforms: &[Platform],
 ) -> Result<Image> {
+    resolve_with(catalog, repo, tag, digest, platforms, false)
+}
+
+/// [`resolve`], trusting descriptor sizes when `trust_sizes` (see
+/// [`Request::blobs_checked_on_write`]).
+fn resolve_with(
+    catalog: &Catalog,
+    repo: &str,
+    tag: Option<String>,
+    digest: &Digest,
+    platforms: &[Platform],
+    trust_sizes: bool,
+) -> Result<Image> {
     let mut img = Image {
         repo: repo.into(),
         tag,
@@ -257,6 +284,7 @@ pub fn resolve(
     let mut walk = Walk {
         catalog,
         platforms,
+        trust_sizes,
         seen_manifests: HashSet::new(),
         seen_blobs: HashSet::new(),
     };
@@ -279,6 +307,7 @@ pub fn resolve(
 struct Walk<'a> {
     catalog: &'a Catalog,
     platforms: &'a [Platform],
+    trust_sizes: bool,
     seen_manifests: HashSet<Digest>,
     seen_blobs: HashSet<Digest>,
 }
@@ -351,7 +380,10 @@ impl Walk<'_> {
             if self.seen_blobs.contains(&b.digest) {
                 continue;
             }
-            let size = self.catalog.blob_size(&b.digest)?;
+            let size = match (self.trust_sizes, b.size) {
+                (true, Some(s)) if !b.is_foreign() => Some(s),
+                _ => self.catalog.blob_size(&b.digest)?,
+            };
             let size = match size {
                 Some(s) => s,
                 None if b.is_foreign() => {
@@ -359,20 +391,9 @@ impl Walk<'_> {
                     continue;
                 }
                 None => {
-                    let what = if m.config.as_ref().is_some_and(|c| c.digest == b.digest) {
-                        "config".to_string()
-                    } else {
-                        let n = m.layers.len();
-                        let pos = m
-                            .layers
-                            .iter()
-                            .position(|l| l.digest == b.digest)
-                            .unwrap_or(i);
-                        format!("layer {} of {n}", pos + 1)
-                    };
                     return Err(Error::MissingBlob {
                         digest: b.digest.clone(),
-                        what,
+                        what: role(m, &b.digest).unwrap_or_else(|| format!("blob {}", i + 1)),
                         path: store.display(&crate::paths::Spec::BlobData(&b.digest)),
                     });
                 }
@@ -385,6 +406,28 @@ impl Walk<'_> {
             });
         }
         Ok(())
+    }
+}
+
+/// What a blob is to a manifest: `config`, or `layer 2 of 3`.
+fn role(m: &crate::manifest::Manifest, digest: &Digest) -> Option<String> {
+    if m.config.as_ref().is_some_and(|c| &c.digest == digest) {
+        return Some("config".into());
+    }
+    let pos = m.layers.iter().position(|l| &l.digest == digest)?;
+    Some(format!("layer {} of {}", pos + 1, m.layers.len()))
+}
+
+impl Image {
+    /// What `digest` is to this image, for messages: `config`, `layer 2 of
+    /// 3`, `manifest`.
+    pub fn role_of(&self, digest: &Digest) -> Option<String> {
+        if self.manifests.iter().any(|m| &m.digest == digest) {
+            return Some("manifest".into());
+        }
+        self.manifests
+            .iter()
+            .find_map(|m| role(&m.node.manifest, digest))
     }
 }
 

@@ -198,6 +198,7 @@ impl SelectArgs {
             platforms: self.platform.clone(),
             skip_missing: self.skip_missing,
             keep_going: self.keep_going,
+            blobs_checked_on_write: false,
         })
     }
 }

@@ -79,17 +79,33 @@ pub fn open_and_select(root: &Path, req: &Request) -> Result<(Store, Selection)>
 /// only knew the blob.
 pub fn with_image(e: crate::Error, sel: &Selection) -> crate::Error {
     let digest = match e.root() {
-        crate::Error::DigestMismatch { expected, .. } => expected,
-        crate::Error::MissingBlob { digest, .. } => digest,
+        crate::Error::DigestMismatch { expected, .. } => expected.clone(),
+        crate::Error::MissingBlob { digest, .. } => digest.clone(),
         _ => return e,
     };
-    let owner = sel.images.iter().find(|i| {
-        i.blobs.iter().any(|b| &b.digest == digest)
-            || i.manifests.iter().any(|m| &m.digest == digest)
-    });
-    match owner {
-        Some(img) => e.in_image(img.name()),
-        None => e,
+    let Some(img) = sel.images.iter().find(|i| i.role_of(&digest).is_some()) else {
+        return e;
+    };
+    let e = match e {
+        // Say what the blob is to the image (`layer 2 of 3`).
+        crate::Error::MissingBlob { digest, path, .. } => crate::Error::MissingBlob {
+            what: img.role_of(&digest).unwrap_or_else(|| "blob".into()),
+            digest,
+            path,
+        },
+        e => e,
+    };
+    e.in_image(img.name())
+}
+
+/// The request for an output built by hardlinks or reads of every blob,
+/// which find a missing blob themselves: choosing need not look each blob
+/// up first, unless broken images must be left out (`keep_going`) or named
+/// without writing (`dry_run`).
+pub fn checked_on_write(req: &Request, opts: &WriteOptions) -> Request {
+    Request {
+        blobs_checked_on_write: !req.keep_going && !opts.dry_run,
+        ..req.clone()
     }
 }
 

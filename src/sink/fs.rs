@@ -92,14 +92,37 @@ fn write_all(
 ) -> Result<()> {
     create_dirs(root, plan.dirs_by_depth())?;
     for (_, files) in plan.phases() {
-        files.par_iter().try_for_each(|(rel, entry)| {
-            interrupt::check()?;
-            place(store, placer, entry, &root.join(rel))?;
-            progress.inc(1);
+        // One folder per task: threads writing into the same folder contend
+        // for its lock, so each folder's files are written by one thread.
+        by_folder(&files).par_iter().try_for_each(|group| {
+            for (rel, entry) in *group {
+                interrupt::check()?;
+                place(store, placer, entry, &root.join(rel))?;
+                progress.inc(1);
+            }
             Ok(())
         })?;
     }
     Ok(())
+}
+
+/// Splits files sorted by path into runs that share a parent folder.
+fn by_folder<'a, T>(files: &'a [(&'a String, T)]) -> Vec<&'a [(&'a String, T)]> {
+    let parent = |p: &str| p.rsplit_once('/').map_or("", |(d, _)| d).len();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=files.len() {
+        let boundary = i == files.len() || {
+            let (a, b) = (files[start].0, files[i].0);
+            let (la, lb) = (parent(a), parent(b));
+            la != lb || a[..la] != b[..lb]
+        };
+        if boundary {
+            out.push(&files[start..i]);
+            start = i;
+        }
+    }
+    out
 }
 
 /// Creates folders level by level, each level in parallel.
