@@ -8,10 +8,10 @@ use clap::Args;
 
 use crate::cli::diagnostic::print_warning;
 use crate::cli::ls::human_size;
-use crate::cli::SelectArgs;
+use crate::cli::{OutputArgs, SelectArgs};
+use crate::command::diff;
 use crate::command::pack::{self, PackOptions};
 use crate::command::unpack::{self, UnpackOptions};
-use crate::command::{diff, WriteOptions};
 use crate::compress::Compression;
 use crate::error::{Error, Result};
 
@@ -29,15 +29,9 @@ pub struct PackArgs {
     /// A previous bundle, its BUNDLE.json, or a storage tree: leave out the blobs it has.
     #[arg(long, value_name = "OLD")]
     pub base: Option<PathBuf>,
-    /// Replace an existing bundle.
-    #[arg(long)]
-    pub force: bool,
-    /// Print what the bundle would hold; write nothing.
-    #[arg(long, short = 'n')]
-    pub dry_run: bool,
-    /// Print the bundle description (BUNDLE.json) instead of a summary.
-    #[arg(long)]
-    pub json: bool,
+    /// --json prints the bundle description (BUNDLE.json) instead of a summary.
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug)]
@@ -65,11 +59,7 @@ pub struct UnpackArgs {
 pub fn pack(args: &PackArgs, quiet: bool) -> Result<ExitCode> {
     let req = args.select.request()?;
     let opts = PackOptions {
-        write: WriteOptions {
-            force: args.force,
-            dry_run: args.dry_run,
-            quiet,
-        },
+        write: args.output.write_options(quiet),
         compression: args.compress,
         base: args.base.clone(),
     };
@@ -84,10 +74,9 @@ pub fn pack(args: &PackArgs, quiet: bool) -> Result<ExitCode> {
     } else {
         Box::new(std::io::stdout())
     };
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, m).expect("serializable");
-        let _ = writeln!(out);
-    } else if !quiet || args.dry_run {
+    if args.output.json {
+        crate::cli::print_json(&mut out, m)?;
+    } else if !quiet || args.output.dry_run {
         let verb = if outcome.written {
             "packed"
         } else {
@@ -145,8 +134,7 @@ pub fn unpack(args: &UnpackArgs, quiet: bool) -> Result<ExitCode> {
     let r = unpack::run(&args.bundle, &args.root, &opts)?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &r).expect("serializable");
-        let _ = writeln!(out);
+        crate::cli::print_json(&mut out, &r)?;
     } else if !quiet || args.dry_run {
         let verb = if r.dry_run {
             "would unpack"
@@ -174,8 +162,7 @@ pub fn diff(old: &Path, new: &Path, json: bool) -> Result<ExitCode> {
     let d = diff::run(old, new)?;
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &d).expect("serializable");
-        let _ = writeln!(out);
+        crate::cli::print_json(&mut out, &d)?;
         return Ok(ExitCode::SUCCESS);
     }
     for (n, dg) in &d.added {

@@ -12,11 +12,11 @@ use crate::cli::ls::human_size;
 use crate::cli::write::{
     exit_code, json_failure, note_copies, report_line, warn_skipped, JsonFailure,
 };
+use crate::cli::OutputArgs;
 use crate::cli::{SelectArgs, ROOT_HELP};
 use crate::command::export::{self, ExportOptions, Exported, Format};
-use crate::command::WriteOptions;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::layout::oci::RefName;
 use crate::reference;
 use crate::sink::fs::Report;
@@ -67,15 +67,8 @@ pub struct ExportArgs {
     /// What org.opencontainers.image.ref.name holds: the tag, or the full name.
     #[arg(long, value_enum, default_value = "tag")]
     pub ref_name: RefName,
-    /// Replace an existing output (only once the new one is complete).
-    #[arg(long)]
-    pub force: bool,
-    /// Print what would be written; write nothing.
-    #[arg(long, short = 'n')]
-    pub dry_run: bool,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 pub fn run(args: &ExportArgs, quiet: bool) -> Result<ExitCode> {
@@ -90,18 +83,14 @@ pub fn run(args: &ExportArgs, quiet: bool) -> Result<ExitCode> {
         name_prefix,
         oci_media_types: args.oci_media_types,
         ref_name: args.ref_name,
-        write: WriteOptions {
-            force: args.force,
-            dry_run: args.dry_run,
-            quiet,
-        },
+        write: args.output.write_options(quiet),
     };
     let done = export::run(&args.root, &args.out, &req, &opts)?;
     warn_skipped(&done.selection);
     if args.format != Format::DockerArchive && args.ref_name == RefName::Tag {
         note_shared_tags(&done);
     }
-    if args.json {
+    if args.output.json {
         print_json(&done, args)?;
     } else {
         print_text(&done, args, quiet);
@@ -137,7 +126,7 @@ fn note_shared_tags(done: &Exported) {
 
 fn print_text(done: &Exported, args: &ExportArgs, quiet: bool) {
     let mut out = std::io::stdout().lock();
-    let dry = args.dry_run;
+    let dry = args.output.dry_run;
     if dry {
         for (name, digest) in &done.names {
             let _ = writeln!(out, "{name}  {digest}");
@@ -211,7 +200,7 @@ fn print_json(done: &Exported, args: &ExportArgs) -> Result<()> {
     let doc = JsonExport {
         output: args.out.display().to_string(),
         format: args.format,
-        dry_run: args.dry_run,
+        dry_run: args.output.dry_run,
         images: done
             .names
             .iter()
@@ -227,6 +216,5 @@ fn print_json(done: &Exported, args: &ExportArgs) -> Result<()> {
         skipped: done.selection.skipped.iter().map(json_failure).collect(),
     };
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &doc).expect("serializable");
-    writeln!(out).map_err(|e| Error::io("write to standard output", "-", e))
+    crate::cli::print_json(&mut out, &doc)
 }

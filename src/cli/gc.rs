@@ -1,6 +1,5 @@
 //! Running and printing `gc`.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,7 +10,7 @@ use serde::Serialize;
 use crate::cli::diagnostic::{print_error, print_warning, render};
 use crate::cli::ls::human_size;
 use crate::command::gc::{self, Outcome};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gc::time::{format_rfc3339, parse_duration};
 use crate::gc::{Options, Plan};
 
@@ -50,8 +49,7 @@ pub fn run(args: &GcArgs, quiet: bool) -> Result<ExitCode> {
     }
     if args.json {
         let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &json(&o)).expect("serializable");
-        writeln!(out).map_err(|e| Error::io("write to standard output", "-", e))?;
+        crate::cli::print_json(&mut out, &json(&o))?;
     } else if o.blockers.is_empty() && (!quiet || args.dry_run) {
         print!("{}", text(&o));
     }

@@ -11,7 +11,7 @@ use crate::cli::ls::human_size;
 use crate::cli::write::{note_copies, report_line};
 use crate::command::import::{self, ImportOptions, Imported};
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::import::Found;
 use crate::sink::fs::Report;
 
@@ -192,6 +192,5 @@ fn print_json(done: &Imported, args: &ImportArgs) -> Result<()> {
         report: done.report.as_ref(),
     };
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &doc).expect("serializable");
-    writeln!(out).map_err(|e| Error::io("write to standard output", "-", e))
+    crate::cli::print_json(&mut out, &doc)
 }

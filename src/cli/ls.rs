@@ -12,8 +12,7 @@ pub fn run(root: &Path, json: bool) -> Result<ExitCode> {
     let entries = ls::run(root)?;
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &entries).expect("serializable");
-        let _ = writeln!(out);
+        crate::cli::print_json(&mut out, &entries)?;
     } else {
         let width = entries
             .iter()

@@ -168,15 +168,38 @@ pub struct WriteArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub select: SelectArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// How a command that writes an output writes it.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
     /// Replace an existing output (only once the new one is complete).
     #[arg(long)]
     pub force: bool,
     /// Print what would be written; write nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
-    /// Print the summary as JSON.
+    /// Print the result as JSON, for scripts.
     #[arg(long)]
     pub json: bool,
+}
+
+impl OutputArgs {
+    pub fn write_options(&self, quiet: bool) -> crate::command::WriteOptions {
+        crate::command::WriteOptions {
+            force: self.force,
+            dry_run: self.dry_run,
+            quiet,
+        }
+    }
+}
+
+/// Prints `value` as pretty JSON and a newline.
+pub fn print_json(out: &mut dyn std::io::Write, value: &impl serde::Serialize) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value).expect("serializable");
+    writeln!(out).map_err(|e| Error::io("write to standard output", "-", e))
 }
 
 impl SelectArgs {

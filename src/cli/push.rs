@@ -338,8 +338,7 @@ fn print_json(o: &PushOutcome, opts: &PushOptions) -> Result<()> {
         skipped: o.selection.skipped.iter().map(json_failure).collect(),
     };
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &doc).expect("serializable");
-    writeln!(out).map_err(|e| Error::io("write to standard output", "-", e))
+    crate::cli::print_json(&mut out, &doc)
 }
 
 #[cfg(test)]

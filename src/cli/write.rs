@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::cli::diagnostic::{print_error, print_warning, render};
 use crate::cli::ls::human_size;
 use crate::cli::WriteArgs;
-use crate::command::{self, Outcome, WriteOptions};
+use crate::command::{self, Outcome};
 use crate::error::{Error, Result};
 use crate::plan::Source;
 use crate::selection::{Image, Selection};
@@ -22,20 +22,16 @@ pub enum Kind {
 
 pub fn run(kind: Kind, args: &WriteArgs, quiet: bool) -> Result<ExitCode> {
     let req = args.select.request()?;
-    let opts = WriteOptions {
-        force: args.force,
-        dry_run: args.dry_run,
-        quiet,
-    };
+    let opts = args.output.write_options(quiet);
     let outcome = match kind {
         Kind::Extract => command::extract::run(&args.root, &args.out, &req, &opts)?,
         Kind::Select => command::select::run(&args.root, &args.out, &req, &opts)?,
     };
     let sel = &outcome.selection;
     warn_skipped(sel);
-    if args.json {
+    if args.output.json {
         print_json(&outcome, args)?;
-    } else if !quiet || args.dry_run {
+    } else if !quiet || args.output.dry_run {
         print_text(kind, &outcome, args);
     }
     if let Some(r) = &outcome.report {
@@ -237,6 +233,5 @@ fn print_json(o: &Outcome, args: &WriteArgs) -> Result<()> {
         skipped: o.selection.skipped.iter().map(json_failure).collect(),
     };
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &doc).expect("serializable");
-    writeln!(out).map_err(|e| Error::io("write to standard output", "-", e))
+    crate::cli::print_json(&mut out, &doc)
 }
