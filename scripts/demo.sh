@@ -30,3 +30,8 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && 
 echo "the real registry on the selected tree serves: $(curl -s "http://127.0.0.1:$port/v2/_catalog")"
 skopeo --insecure-policy copy -q --all --src-tls-verify=false "docker://127.0.0.1:$port/multi/docker-list:1" "dir:$out/pulled"
 echo "skopeo copy --all docker://127.0.0.1:$port/multi/docker-list:1: ok"
+
+echo; echo "== regkit pack, unpack into an empty site, verify"
+$regkit pack "$root" "$out/release.tar.zst" multi/docker-list:1 team/app:v1 team/app:v2
+$regkit unpack "$out/release.tar.zst" "$out/site"
+$regkit verify "$out/site"
