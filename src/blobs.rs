@@ -1,7 +1,6 @@
 //! Every blob of a tree: listed from `blobs/`, sized, and hashed on all
 //! cores with each file streamed once.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
@@ -9,7 +8,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::digest::{Algorithm, Digest, Hasher};
+use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, Result};
 use crate::paths::Spec;
 use crate::progress::Progress;
@@ -130,33 +129,10 @@ pub fn check(store: &Store, digest: &Digest, hash: bool) -> Checked {
     }
 }
 
-thread_local! {
-    static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 512 * 1024]);
-}
-
-/// Streams a blob through the hasher of its digest's algorithm, with one
-/// buffer per thread.
+/// Streams a blob, to its end, through the hasher of its digest's
+/// algorithm.
 fn hash_stream(digest: &Digest, reader: &mut dyn Read) -> io::Result<(Digest, u64)> {
-    BUF.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        let mut hasher = Hasher::new(digest.algorithm());
-        let mut total = 0u64;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            hasher.update(&buf[..n]);
-            total += n as u64;
-            // A short read of a regular file is its end.
-            if n < buf.len() {
-                break;
-            }
-        }
-        Ok((hasher.finish(), total))
-    })
+    crate::digest::hash_reader(digest.algorithm(), reader)
 }
 
 #[cfg(test)]

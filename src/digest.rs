@@ -203,23 +203,39 @@ pub fn copy_hashed(
     mut writer: impl Write,
     algo: Option<Algorithm>,
 ) -> Result<(Option<Digest>, u64), CopyError> {
-    let mut hasher = algo.map(Hasher::new);
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CopyError::Read(e)),
-        };
-        if let Some(h) = hasher.as_mut() {
-            h.update(&buf[..n]);
-        }
-        writer.write_all(&buf[..n]).map_err(CopyError::Write)?;
-        total += n as u64;
+    thread_local! {
+        // One buffer per thread: verify and gc hash tens of thousands of
+        // blobs, and a fresh 256 KiB buffer each would be an mmap each.
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 256 * 1024]);
     }
-    Ok((hasher.map(Hasher::finish), total))
+    BUF.with(|buf| {
+        // A reader that itself copies (nested use) gets a buffer of its own.
+        let mut owned;
+        let mut borrowed = buf.try_borrow_mut();
+        let buf: &mut [u8] = match borrowed.as_mut() {
+            Ok(b) => b,
+            Err(_) => {
+                owned = vec![0u8; 256 * 1024];
+                &mut owned
+            }
+        };
+        let mut hasher = algo.map(Hasher::new);
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CopyError::Read(e)),
+            };
+            if let Some(h) = hasher.as_mut() {
+                h.update(&buf[..n]);
+            }
+            writer.write_all(&buf[..n]).map_err(CopyError::Write)?;
+            total += n as u64;
+        }
+        Ok((hasher.map(Hasher::finish), total))
+    })
 }
 
 /// Streams `reader` to its end, returning its digest (in `algo`) and length.
