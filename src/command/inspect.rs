@@ -6,11 +6,11 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::catalog::{Catalog, WalkOptions};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::media::ManifestKind;
+use crate::paths::Spec;
 use crate::platform::Platform;
 use crate::reference::ImageRef;
 use crate::selection::{self, Request};
@@ -48,7 +48,6 @@ pub struct LayerData {
 /// The parts of one image that `inspect` can print.
 pub struct Target {
     pub store: Store,
-    pub catalog: Catalog,
     pub image: selection::Image,
     /// The manifest chosen for the platform (the image's own when single).
     pub manifest_digest: Digest,
@@ -58,8 +57,6 @@ pub struct Target {
 /// Finds the image and, for an index, the manifest for `platform` (default:
 /// this machine's).
 pub fn find(root: &Path, reference: &str, platform: Option<&Platform>) -> Result<Target> {
-    let store = Store::open(root)?;
-    let catalog = Catalog::load(&store, WalkOptions::default())?;
     let r = ImageRef::parse(reference)?;
     let mut r2 = r.clone();
     if r2.tag.is_none() && r2.digest.is_none() {
@@ -69,7 +66,8 @@ pub fn find(root: &Path, reference: &str, platform: Option<&Platform>) -> Result
         refs: vec![r2],
         ..Request::default()
     };
-    let mut sel = selection::select(&catalog, &req)?;
+    // Only the image's repository is walked, not the whole tree.
+    let (store, mut sel) = crate::command::open_and_select(root, &req)?;
     let image = sel.images.remove(0);
     let top = &image.manifests[0];
     let (manifest_digest, manifest) = if top.node.manifest.kind.is_index() {
@@ -95,7 +93,6 @@ pub fn find(root: &Path, reference: &str, platform: Option<&Platform>) -> Result
     };
     Ok(Target {
         store,
-        catalog,
         image,
         manifest_digest,
         manifest,
@@ -125,7 +122,13 @@ impl Target {
     /// The skopeo-style summary.
     pub fn inspection(&self) -> Result<Inspection> {
         let repo = &self.image.repo;
-        let mut repo_tags: Vec<String> = self.catalog.repos[repo].tags.keys().cloned().collect();
+        let mut repo_tags: Vec<String> = self
+            .store
+            .list(&Spec::TagsRoot(repo))?
+            .into_iter()
+            .filter(|e| e.is_dir)
+            .map(|e| e.name)
+            .collect();
         repo_tags.sort();
         let config: Value = match self.manifest.kind {
             ManifestKind::DockerSchema1 { .. } => schema1_config(&self.raw_manifest(false)?),
