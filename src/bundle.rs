@@ -142,13 +142,15 @@ impl Contents {
         let mut archive = tar::Archive::new(reader);
         let mut c = Contents::default();
         let bad = |e: io::Error| Error::io("read the bundle", path, e);
+        // Plain tars of a registry (`./docker/...`, the v2 folder) too.
+        let mut locator = crate::archive::Locator::new();
         for entry in archive.entries().map_err(bad)? {
             let mut entry = entry.map_err(bad)?;
-            let name = entry.path().map_err(bad)?.to_string_lossy().into_owned();
-            let Some(rel) = name.strip_prefix(&format!("{}/", paths::V2_PREFIX)) else {
+            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let crate::archive::Place::Tree(rel) = locator.place(&name) else {
                 continue;
             };
-            match paths::parse(rel) {
+            match paths::parse(&rel) {
                 Some(Parsed::BlobData(d)) => {
                     c.blobs.insert(d, entry.header().size().map_err(bad)?);
                 }

@@ -95,6 +95,19 @@ pub enum Error {
     #[error("the output already exists (use --force to replace it)")]
     OutputExists { path: PathBuf },
 
+    #[error("the output appeared while regkit was writing it; it was left as it is and nothing was written there (use --force to replace it)")]
+    OutputAppeared { path: PathBuf },
+
+    #[error("{what} {relation} the storage tree {}; refusing, whatever --force says", tree.display())]
+    Overlap {
+        path: PathBuf,
+        /// `the output`, `the bundle`, `the source`.
+        what: &'static str,
+        /// `is`, `contains`, `lies inside`.
+        relation: &'static str,
+        tree: PathBuf,
+    },
+
     #[error("refusing to overwrite a file that differs: it holds {existing}, the selection needs {wanted}")]
     Conflict {
         path: PathBuf,
@@ -192,6 +205,8 @@ impl Error {
             | Error::LinkMismatch { path, .. }
             | Error::Refused { path, .. }
             | Error::OutputExists { path }
+            | Error::OutputAppeared { path }
+            | Error::Overlap { path, .. }
             | Error::Conflict { path, .. } => Some(path),
             Error::Invalid { path, .. } | Error::BadList { path, .. } => path.as_deref(),
             _ => None,

@@ -9,6 +9,8 @@
 //! those pipelines, one per command; `main.rs` and [`cli`] only parse and
 //! print.
 
+pub mod archive;
+pub mod atomic;
 pub mod blobs;
 pub mod bundle;
 pub mod catalog;
@@ -23,6 +25,7 @@ pub mod interrupt;
 pub mod layout;
 pub mod manifest;
 pub mod media;
+pub mod overlap;
 pub mod paths;
 pub mod plan;
 pub mod platform;

@@ -28,6 +28,9 @@ pub const MANIFESTS_DIR: &str = "_manifests";
 pub const LAYERS_DIR: &str = "_layers";
 pub const UPLOADS_DIR: &str = "_uploads";
 const LINK: &str = "link";
+/// regkit's staging folder in a tree's `v2` folder: files are written there
+/// and renamed into place. The registry never reads it.
+pub const STAGING_DIR: &str = ".regkit-tmp";
 
 /// One place in the storage tree, typed. `path()` maps it to a relative path
 /// and `parse()` maps a relative path back.
@@ -81,6 +84,8 @@ pub enum Spec<'a> {
     UploadData(&'a str, &'a str),
     /// `.regkit-gc.lock`, regkit's own lock while it deletes from a tree
     GcLock,
+    /// `.regkit-tmp/`, regkit's staging folder
+    Staging,
 }
 
 /// The algorithm folder used by the `*Root` specs that list digests.
@@ -151,6 +156,7 @@ impl Spec<'_> {
             }
             Spec::UploadData(name, id) => format!("{REPOSITORIES}/{name}/{UPLOADS_DIR}/{id}/data"),
             Spec::GcLock => ".regkit-gc.lock".to_string(),
+            Spec::Staging => STAGING_DIR.to_string(),
         }
     }
 
@@ -240,6 +246,59 @@ pub fn parse(rel: &str) -> Option<Parsed> {
             id: id.to_string(),
         }),
         _ => None,
+    }
+}
+
+/// Whether a folder path (relative to `v2`, `/`-separated) is one the
+/// grammar has: an ancestor of some file [`parse`] accepts (`blobs/sha256/ab`,
+/// `repositories/team/app/_manifests/tags/v1/index`, ...). Archives are
+/// checked with it, so a bundle cannot bring folders the layout lacks.
+pub fn is_layout_folder(rel: &str) -> bool {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let algo = |a: &str| crate::digest::Algorithm::from_name(a).is_some();
+    let hex_of = |a: &str, h: &str| Digest::from_parts(a, h).is_ok();
+    match parts.as_slice() {
+        [BLOBS] => true,
+        [BLOBS, a] => algo(a),
+        [BLOBS, a, two] => {
+            algo(a)
+                && two.len() == 2
+                && two
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        }
+        [BLOBS, a, two, hex] => hex.starts_with(two) && hex_of(a, hex),
+        [REPOSITORIES] => true,
+        [REPOSITORIES, rest @ ..] => {
+            let marker = rest
+                .iter()
+                .position(|p| *p == MANIFESTS_DIR || *p == LAYERS_DIR || *p == UPLOADS_DIR);
+            let (name, tail) = match marker {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, &[][..]),
+            };
+            if !name.iter().all(|c| is_valid_component(c)) || name.is_empty() {
+                return false;
+            }
+            match tail {
+                [] => true,
+                ["_manifests"] | ["_manifests", "tags"] | ["_manifests", "revisions"] => true,
+                ["_manifests", "tags", tag, rest @ ..] => {
+                    is_valid_tag(tag)
+                        && match rest {
+                            [] | ["current"] | ["index"] => true,
+                            ["index", a] => algo(a),
+                            ["index", a, h] => hex_of(a, h),
+                            _ => false,
+                        }
+                }
+                ["_manifests", "revisions", a] | ["_layers", a] => algo(a),
+                ["_manifests", "revisions", a, h] | ["_layers", a, h] => hex_of(a, h),
+                ["_layers"] | ["_uploads", ..] => true,
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 
@@ -407,6 +466,41 @@ mod tests {
         assert_eq!(parse("blobs/sha256/zz/abc/data"), None);
         assert_eq!(parse("repositories/_manifests/tags/x/current/link"), None);
         assert_eq!(parse("other/file"), None);
+    }
+
+    #[test]
+    fn knows_the_folders_of_the_layout() {
+        let h = d().hex().to_string();
+        let good = [
+            "blobs".to_string(),
+            "blobs/sha256".into(),
+            format!("blobs/sha256/{}", &h[..2]),
+            format!("blobs/sha256/{}/{h}", &h[..2]),
+            "repositories".into(),
+            "repositories/registry.k8s.io/pause".into(),
+            "repositories/a/_manifests/tags/v1/current".into(),
+            format!("repositories/a/_manifests/tags/v1/index/sha256/{h}"),
+            format!("repositories/a/b/_manifests/revisions/sha256/{h}"),
+            format!("repositories/a/_layers/sha256/{h}"),
+            "repositories/a/_uploads/1234/hashstates".into(),
+        ];
+        let bad = [
+            "random junk".to_string(),
+            "blobs/sha256/zz".into(),
+            "blobs/sha256/ab/not-a-digest".into(),
+            format!("blobs/sha256/00/{h}"),
+            "repositories/Bad".into(),
+            "repositories/a/_manifests/tags/.x".into(),
+            "repositories/a/_manifests/other".into(),
+            "repositories/a/_layers/sha256/xyz".into(),
+        ];
+        for g in &good {
+            assert!(is_layout_folder(g), "{g}");
+        }
+        for b in &bad {
+            assert!(!is_layout_folder(b), "{b}");
+        }
+        assert_eq!((good.len(), bad.len()), (11, 8));
     }
 
     #[test]

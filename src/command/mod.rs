@@ -154,8 +154,9 @@ impl StorageTarget {
         })
     }
 
-    /// Writes `plan` there: a new tree is built aside and renamed into
-    /// place; an existing one is merged into, refusing what differs.
+    /// Writes `plan` there: a new tree is built aside and put in place in
+    /// one step; an existing one is merged into through its store,
+    /// refusing what differs.
     pub fn write(
         &self,
         plan: &Plan,
@@ -166,7 +167,10 @@ impl StorageTarget {
     ) -> Result<crate::sink::fs::Report> {
         match self {
             StorageTarget::New => crate::sink::fs::write_new(plan, store, out, force, progress),
-            StorageTarget::Merge => crate::sink::fs::merge_into(plan, store, out, progress),
+            StorageTarget::Merge => {
+                let dst = Store::create(out)?;
+                crate::sink::store::merge(plan, store, &dst, progress)
+            }
         }
     }
 }

@@ -1,29 +1,37 @@
-//! `unpack`: merges a bundle into a registry storage folder, safely.
+//! `unpack`: merges a bundle into a registry storage tree, safely, through
+//! the store's write half.
 //!
-//! Blobs are written as the stream brings them, each to a temporary name
-//! renamed into place (and checked against its digest when verifying);
-//! blobs already present are kept. Links wait until the whole stream has
-//! been read and found complete; then revision and `_layers` links are
-//! written, then tags, each only if the blob it names is there. So a
-//! registry serving ROOT never sees a link to a missing blob, and an
-//! interrupted unpack leaves ROOT valid: running it again completes it.
+//! Every entry is placed against the tree it carries ([`crate::archive`]):
+//! regkit's bundles and plain tars of a registry (`./docker/...`, the `v2`
+//! folder itself) are read alike; folders are only checked against the
+//! layout, never created on their own; `_uploads` partials and files beside
+//! the tree are skipped with a note; escapes are refused. Blobs are written
+//! as the stream brings them, each checked against its digest (unless
+//! `--no-verify`) before it appears; blobs already present are kept. Links
+//! wait until the whole stream has been read and found complete; then
+//! revision and `_layers` links are written, then tags, each tag's folder
+//! appearing with its `current` link. So a registry serving ROOT never sees
+//! a link to a missing blob or a tag it cannot serve, and an interrupted
+//! unpack leaves ROOT valid: running it again completes it.
 
 use std::cell::RefCell;
-use std::fs::{self, File};
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
 use std::io::{self, Read};
-use std::path::{Component, Path};
+use std::path::Path;
 use std::rc::Rc;
 
 use serde::Serialize;
 
+use crate::archive::{Locator, Place};
 use crate::compress::{self, Compression};
 use crate::digest::{copy_hashed, CopyError, Digest};
 use crate::error::{Error, Result};
 use crate::interrupt;
+use crate::overlap::Protected;
 use crate::paths::{self, Parsed, Spec};
-use crate::plan::Phase;
 use crate::progress::Progress;
-use crate::sink;
+use crate::store::{Body, LinkPut, Store};
 
 #[derive(Debug, Clone, Default)]
 pub struct UnpackOptions {
@@ -49,17 +57,31 @@ pub struct UnpackReport {
     pub links_replaced: u64,
     /// `repo:tag` of every tag in the bundle.
     pub images: Vec<String>,
+    /// Where the tree was in the archive (`docker/registry/v2` for regkit's
+    /// own bundles).
+    pub tree_prefix: Option<String>,
+    /// Entries left out, with why (files beside the tree, `_uploads`
+    /// partials, tags without a `current` link).
+    pub skipped: Vec<String>,
 }
 
+/// A link of the bundle: its place in the tree and the digest it holds.
 struct PendingLink {
-    rel: String,
+    parsed: Parsed,
     digest: Digest,
-    phase: Phase,
 }
 
 /// Unpacks `bundle` (`-` for standard input) into the tree at `root`.
 pub fn run(bundle: &Path, root: &Path, opts: &UnpackOptions) -> Result<UnpackReport> {
-    check_root(root)?;
+    // ROOT is opened if it is a tree, and made only once there is something
+    // to write in it.
+    let mut store = match Store::can_create(root)? {
+        true => Some(Store::create(root)?),
+        false => None,
+    };
+    if let Some(s) = &store {
+        Protected::tree(root, s.v2()).check(bundle, "the bundle")?;
+    }
     let input: Box<dyn Read> = if bundle == Path::new("-") {
         Box::new(io::stdin().lock())
     } else {
@@ -67,17 +89,12 @@ pub fn run(bundle: &Path, root: &Path, opts: &UnpackOptions) -> Result<UnpackRep
     };
     let (compression, reader) =
         compress::decoder(input).map_err(|e| Error::io("read", bundle, e))?;
-    let verify = opts.verify;
     let mut report = UnpackReport {
         compression: Some(compression),
-        verified: verify,
+        verified: opts.verify,
         dry_run: opts.dry_run,
         ..UnpackReport::default()
     };
-    let v2 = root.join(paths::V2_PREFIX);
-    if !opts.dry_run {
-        fs::create_dir_all(&v2).map_err(|e| Error::io("create folder", &v2, e))?;
-    }
     let tail = Rc::new(RefCell::new(Tail::default()));
     let mut archive = tar::Archive::new(TailReader {
         inner: reader,
@@ -85,36 +102,89 @@ pub fn run(bundle: &Path, root: &Path, opts: &UnpackOptions) -> Result<UnpackRep
     });
     let bad = |e: io::Error| Error::io("read the bundle", bundle, e);
     let progress = Progress::new(0, "unpacking", opts.quiet);
-    let mut links = Vec::new();
-    let mut new_blobs = std::collections::HashSet::new();
+    let mut locator = Locator::new();
+    let mut links: BTreeMap<String, PendingLink> = BTreeMap::new();
+    // Blobs of this bundle seen so far (a second entry for one is checked too).
+    let mut seen_blobs: HashSet<Digest> = HashSet::new();
+    let mut uploads_skipped = 0usize;
     for entry in archive.entries().map_err(bad)? {
         interrupt::check()?;
         let mut entry = entry.map_err(bad)?;
         let end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
         let name = entry_name(&entry, bundle)?;
         let kind = entry.header().entry_type();
-        match entry_rel(&name) {
-            None if kind.is_dir() && is_v2_ancestor(&name) => {}
-            None => return Err(escape(bundle, &name, "it is not under docker/registry/v2/")),
-            Some(rel) if kind.is_dir() => {
-                if !opts.dry_run {
-                    let d = v2.join(rel);
-                    fs::create_dir_all(&d).map_err(|e| Error::io("create folder", &d, e))?;
+        match locator.place(&name) {
+            Place::Escape => return Err(escape(bundle, &name, "it leads out of the tree")),
+            Place::Above => {}
+            Place::Outside(p) => report
+                .skipped
+                .push(format!("{p}: not in the registry tree")),
+            Place::Tree(rel) if kind.is_dir() => {
+                if !paths::is_layout_folder(&rel) {
+                    return Err(escape(
+                        bundle,
+                        &name,
+                        "it is not a folder of the storage layout",
+                    ));
                 }
             }
-            Some(rel) if kind.is_file() => match paths::parse(rel) {
+            Place::Tree(rel) if kind.is_file() => match paths::parse(&rel) {
                 Some(Parsed::BlobData(d)) => {
-                    let dst = v2.join(rel);
-                    if dst.is_file() {
-                        report.blobs_present += 1;
+                    let again = !seen_blobs.insert(d.clone());
+                    let present = match &store {
+                        Some(s) => s.blob_size(&d)?.is_some(),
+                        None => false,
+                    };
+                    if again || present || opts.dry_run {
+                        // Nothing to write; a digest check still reads it.
+                        let n = check_blob(
+                            &mut entry,
+                            &d,
+                            opts.verify && (again || opts.dry_run),
+                            bundle,
+                        )?;
+                        if present || again {
+                            report.blobs_present += 1;
+                        } else {
+                            report.blobs_written += 1;
+                            report.bytes_written += n;
+                        }
                     } else {
-                        let n = write_blob(&mut entry, &dst, &d, verify, opts.dry_run, bundle)?;
-                        report.blobs_written += 1;
-                        report.bytes_written += n;
-                        new_blobs.insert(d);
+                        let n = entry.size();
+                        let store = match &mut store {
+                            Some(s) => &*s,
+                            None => store.insert(Store::create(root)?),
+                        };
+                        let body = Body::Stream {
+                            reader: &mut entry,
+                            digest: opts.verify.then_some(&d),
+                        };
+                        let source = bundle.join(Spec::BlobData(&d).rooted());
+                        match store.put_blob(&d, body, &source)? {
+                            Some(_) => {
+                                report.blobs_written += 1;
+                                report.bytes_written += n;
+                            }
+                            None => report.blobs_present += 1,
+                        }
                     }
                 }
-                Some(p) => links.push(read_link(&mut entry, rel, p, bundle)?),
+                Some(Parsed::Upload { .. }) => uploads_skipped += 1,
+                Some(p) => {
+                    let digest = read_link(&mut entry, &rel, &p, bundle)?;
+                    if let Some(old) = links.get(&rel) {
+                        if old.digest != digest {
+                            return Err(Error::Invalid {
+                                message: format!(
+                                    "the bundle holds this link twice, with {} and {digest}",
+                                    old.digest
+                                ),
+                                path: Some(bundle.join(format!("{}/{rel}", paths::V2_PREFIX))),
+                            });
+                        }
+                    }
+                    links.insert(rel, PendingLink { parsed: p, digest });
+                }
                 None => {
                     return Err(escape(
                         bundle,
@@ -123,7 +193,7 @@ pub fn run(bundle: &Path, root: &Path, opts: &UnpackOptions) -> Result<UnpackRep
                     ))
                 }
             },
-            Some(_) => {
+            Place::Tree(_) => {
                 return Err(escape(
                     bundle,
                     &name,
@@ -144,24 +214,24 @@ pub fn run(bundle: &Path, root: &Path, opts: &UnpackOptions) -> Result<UnpackRep
             path: Some(bundle.into()),
         });
     }
-    write_links(&v2, links, &new_blobs, opts, &mut report)?;
+    if uploads_skipped > 0 {
+        report.skipped.push(format!(
+            "{uploads_skipped} file(s) of unfinished uploads (_uploads/): not part of any image"
+        ));
+    }
+    report.tree_prefix = locator.prefix();
+    if report.tree_prefix.is_none() {
+        return Err(Error::Invalid {
+            message: "the bundle holds no registry tree (nothing under blobs/ or repositories/ at any of the usual depths); nothing was written".into(),
+            path: Some(bundle.into()),
+        });
+    }
+    if store.is_none() && !opts.dry_run && !links.is_empty() {
+        store = Some(Store::create(root)?);
+    }
+    write_links(store.as_ref(), links, &seen_blobs, opts, &mut report)?;
     progress.finish();
     Ok(report)
-}
-
-/// ROOT must be missing, empty, or a storage tree.
-fn check_root(root: &Path) -> Result<()> {
-    if root.symlink_metadata().is_err() {
-        return Ok(());
-    }
-    let empty = root
-        .read_dir()
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(false);
-    if empty || root.join(paths::V2_PREFIX).is_dir() {
-        return Ok(());
-    }
-    Err(Error::NotAStorageTree { path: root.into() })
 }
 
 fn entry_name<R: Read>(entry: &tar::Entry<R>, bundle: &Path) -> Result<String> {
@@ -172,38 +242,6 @@ fn entry_name<R: Read>(entry: &tar::Entry<R>, bundle: &Path) -> Result<String> {
     })
 }
 
-/// The path of an entry relative to `v2`, if it is a safe path there.
-fn entry_rel(name: &str) -> Option<&str> {
-    let path = Path::new(name);
-    if !path
-        .components()
-        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return None;
-    }
-    let name = name
-        .strip_prefix("./")
-        .unwrap_or(name)
-        .trim_end_matches('/');
-    name.strip_prefix(paths::V2_PREFIX)?
-        .strip_prefix('/')
-        .filter(|r| !r.is_empty())
-}
-
-/// `docker/`, `docker/registry/`, `docker/registry/v2/`.
-fn is_v2_ancestor(name: &str) -> bool {
-    let name = name
-        .strip_prefix("./")
-        .unwrap_or(name)
-        .trim_end_matches('/');
-    !name.is_empty()
-        && paths::V2_PREFIX.starts_with(name)
-        && paths::V2_PREFIX[name.len()..]
-            .chars()
-            .next()
-            .is_none_or(|c| c == '/')
-}
-
 fn escape(bundle: &Path, name: &str, why: &str) -> Error {
     Error::Invalid {
         message: format!("refusing bundle entry `{name}`: {why}"),
@@ -211,56 +249,24 @@ fn escape(bundle: &Path, name: &str, why: &str) -> Error {
     }
 }
 
-fn write_blob(
-    entry: &mut impl Read,
-    dst: &Path,
-    d: &Digest,
-    verify: bool,
-    dry_run: bool,
-    bundle: &Path,
-) -> Result<u64> {
+/// Reads a blob entry that is not written (present already, a second copy
+/// in the bundle, or a dry run), checking its digest when `verify`.
+fn check_blob(entry: &mut impl Read, d: &Digest, verify: bool, bundle: &Path) -> Result<u64> {
     let algo = verify.then(|| d.algorithm());
-    let copy_error = |e: CopyError| match e {
-        CopyError::Read(e) => Error::io("read the bundle", bundle, e),
-        CopyError::Write(e) => Error::io("write", dst, e),
-    };
-    if dry_run {
-        let (actual, n) = copy_hashed(entry, io::sink(), algo).map_err(copy_error)?;
-        return check_digest(actual, d, bundle).map(|()| n);
-    }
-    let parent = dst.parent().expect("blob path has a parent");
-    fs::create_dir_all(parent).map_err(|e| Error::io("create folder", parent, e))?;
-    let tmp = sink::fs::sibling(dst, "regkit-tmp");
-    let result = (|| {
-        let out = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        let (actual, n) = copy_hashed(entry, out, algo).map_err(copy_error)?;
-        check_digest(actual, d, bundle)?;
-        fs::rename(&tmp, dst).map_err(|e| Error::io("rename into place", dst, e))?;
-        Ok(n)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn check_digest(actual: Option<Digest>, d: &Digest, bundle: &Path) -> Result<()> {
+    let (actual, n) = copy_hashed(entry, io::sink(), algo).map_err(|e| match e {
+        CopyError::Read(e) | CopyError::Write(e) => Error::io("read the bundle", bundle, e),
+    })?;
     match actual {
         Some(actual) if actual != *d => Err(Error::DigestMismatch {
             path: bundle.join(Spec::BlobData(d).rooted()),
             expected: d.clone(),
             actual,
         }),
-        _ => Ok(()),
+        _ => Ok(n),
     }
 }
 
-fn read_link(
-    entry: &mut impl Read,
-    rel: &str,
-    parsed: Parsed,
-    bundle: &Path,
-) -> Result<PendingLink> {
+fn read_link(entry: &mut impl Read, rel: &str, parsed: &Parsed, bundle: &Path) -> Result<Digest> {
     let mut bytes = Vec::new();
     entry
         .take(1025)
@@ -271,19 +277,11 @@ fn read_link(
         path: at(),
         found: e.found,
     })?;
-    let (named, phase) = match &parsed {
-        Parsed::RevisionLink { digest, .. } | Parsed::LayerLink { digest, .. } => {
-            (Some(digest), Phase::Link)
-        }
-        Parsed::TagIndexLink { digest, .. } => (Some(digest), Phase::Name),
-        Parsed::TagCurrentLink { .. } => (None, Phase::Name),
-        _ => {
-            return Err(escape(
-                bundle,
-                rel,
-                "it is not a blob or link of the storage layout",
-            ))
-        }
+    let named = match parsed {
+        Parsed::RevisionLink { digest, .. }
+        | Parsed::LayerLink { digest, .. }
+        | Parsed::TagIndexLink { digest, .. } => Some(digest),
+        _ => None,
     };
     if named.is_some_and(|n| *n != digest) {
         return Err(Error::Invalid {
@@ -291,98 +289,160 @@ fn read_link(
             path: Some(at()),
         });
     }
-    // Tag `current` links go after the tag's index links.
-    let phase = if matches!(parsed, Parsed::TagCurrentLink { .. }) {
-        Phase::Name
-    } else {
-        phase
-    };
-    Ok(PendingLink {
-        rel: rel.to_string(),
-        digest,
-        phase,
-    })
+    Ok(digest)
 }
 
+/// A link of the bundle as a spec of the tree.
+fn spec_of(p: &Parsed) -> Spec<'_> {
+    match p {
+        Parsed::RevisionLink { repo, digest } => Spec::RevisionLink(repo, digest),
+        Parsed::LayerLink { repo, digest } => Spec::LayerLink(repo, digest),
+        Parsed::TagCurrentLink { repo, tag } => Spec::TagCurrentLink(repo, tag),
+        Parsed::TagIndexLink { repo, tag, digest } => Spec::TagIndexLink(repo, tag, digest),
+        Parsed::BlobData(d) => Spec::BlobData(d),
+        Parsed::Upload { repo, id } => Spec::Upload(repo, id),
+    }
+}
+
+/// Checks every link (its blob is there, it does not contradict ROOT),
+/// then writes revision and `_layers` links, then tags.
 fn write_links(
-    v2: &Path,
-    mut links: Vec<PendingLink>,
-    new_blobs: &std::collections::HashSet<Digest>,
+    store: Option<&Store>,
+    links: BTreeMap<String, PendingLink>,
+    new_blobs: &HashSet<Digest>,
     opts: &UnpackOptions,
     report: &mut UnpackReport,
 ) -> Result<()> {
-    links.sort_by(|a, b| {
-        let current = |l: &PendingLink| l.rel.ends_with("/current/link");
-        (a.phase, current(a), &a.rel).cmp(&(b.phase, current(b), &b.rel))
-    });
+    let mut content = Vec::new();
+    // (repo, tag) → (current, index entries)
+    let mut tags: BTreeMap<(String, String), (Option<Digest>, Vec<Digest>)> = BTreeMap::new();
+    for l in links.into_values() {
+        match &l.parsed {
+            Parsed::TagCurrentLink { repo, tag } => {
+                tags.entry((repo.clone(), tag.clone())).or_default().0 = Some(l.digest)
+            }
+            Parsed::TagIndexLink { repo, tag, .. } => tags
+                .entry((repo.clone(), tag.clone()))
+                .or_default()
+                .1
+                .push(l.digest),
+            _ => content.push(l),
+        }
+    }
+    let blob_there = |d: &Digest| -> Result<bool> {
+        Ok(new_blobs.contains(d) || store.map_or(Ok(None), |s| s.blob_size(d))?.is_some())
+    };
+    let link_state = |spec: &Spec, d: &Digest| -> Result<Option<LinkPut>> {
+        let Some(s) = store else {
+            return Ok(None);
+        };
+        match s.read_file(spec, 1024)? {
+            None => Ok(None),
+            Some(have) if have == paths::link_bytes(d) => Ok(Some(LinkPut::Present)),
+            Some(_) if opts.force => Ok(Some(LinkPut::Replaced)),
+            Some(have) => Err(Error::Conflict {
+                path: s.display(spec),
+                existing: format!("{:?}", String::from_utf8_lossy(&have)),
+                wanted: format!("{:?}", d.as_str()),
+            }),
+        }
+    };
+    let dangling = |spec: &Spec, d: &Digest| Error::DanglingLink {
+        path: store.map_or_else(|| spec.path(), |s| s.display(spec)),
+        digest: d.clone(),
+    };
     // Check everything before writing any link.
-    let mut todo = Vec::new();
-    for l in &links {
-        let blob = v2.join(Spec::BlobData(&l.digest).rel());
-        let available = blob.is_file() || (opts.dry_run && new_blobs.contains(&l.digest));
-        if !available {
-            return Err(Error::DanglingLink {
-                path: v2.join(&l.rel),
-                digest: l.digest.clone(),
-            });
+    let mut todo_content = Vec::new();
+    for l in &content {
+        let spec = spec_of(&l.parsed);
+        if !blob_there(&l.digest)? {
+            return Err(dangling(&spec, &l.digest));
         }
-        let dst = v2.join(&l.rel);
-        match fs::read(&dst) {
-            Ok(have) if have == l.digest.as_str().as_bytes() => report.links_present += 1,
-            Ok(have) if opts.force => {
-                let _ = have;
-                report.links_replaced += 1;
-                todo.push((dst, l));
-            }
-            Ok(have) => {
-                return Err(Error::Conflict {
-                    path: dst,
-                    existing: format!("{:?}", String::from_utf8_lossy(&have)),
-                    wanted: format!("{:?}", l.digest.as_str()),
-                })
-            }
-            Err(_) => todo.push((dst, l)),
+        match link_state(&spec, &l.digest)? {
+            Some(LinkPut::Present) => report.links_present += 1,
+            _ => todo_content.push(l),
         }
-        if let Some(Parsed::TagCurrentLink { repo, tag }) = paths::parse(&l.rel) {
-            report.images.push(format!("{repo}:{tag}"));
+    }
+    let mut todo_tags = Vec::new();
+    for ((repo, tag), (current, index)) in &tags {
+        let Some(current) = current else {
+            // Index entries alone would make a tag the registry lists but
+            // cannot serve.
+            report.skipped.push(format!(
+                "{repo}:{tag}: the bundle has no current link for this tag"
+            ));
+            continue;
+        };
+        let spec = Spec::TagCurrentLink(repo, tag);
+        if !blob_there(current)? {
+            return Err(dangling(&spec, current));
+        }
+        report.images.push(format!("{repo}:{tag}"));
+        match link_state(&spec, current)? {
+            Some(LinkPut::Present) => report.links_present += 1 + index.len() as u64,
+            _ => todo_tags.push((repo, tag, current, index)),
         }
     }
     if opts.dry_run {
-        report.links_written = todo.len() as u64;
+        report.links_written = (todo_content.len() + todo_tags.len()) as u64;
         return Ok(());
     }
-    for (dst, l) in todo {
-        let parent = dst.parent().expect("link path has a parent");
-        fs::create_dir_all(parent).map_err(|e| Error::io("create folder", parent, e))?;
-        let tmp = sink::fs::sibling(&dst, "regkit-tmp");
-        fs::write(&tmp, l.digest.as_str())
-            .and_then(|()| fs::rename(&tmp, &dst))
-            .map_err(|e| {
-                let _ = fs::remove_file(&tmp);
-                Error::io("write link", &dst, e)
-            })?;
-        report.links_written += 1;
+    let store = store.expect("not a dry run");
+    for l in todo_content {
+        interrupt::check()?;
+        match store.put_link(&spec_of(&l.parsed), &l.digest, opts.force)? {
+            LinkPut::Replaced => report.links_replaced += 1,
+            LinkPut::Present => report.links_present += 1,
+            LinkPut::Written => report.links_written += 1,
+        }
+    }
+    for (repo, tag, current, index) in todo_tags {
+        interrupt::check()?;
+        match store.put_tag(repo, tag, current, index, opts.force)? {
+            LinkPut::Replaced => report.links_replaced += 1,
+            LinkPut::Present => report.links_present += 1,
+            LinkPut::Written => report.links_written += 1,
+        }
     }
     Ok(())
 }
 
-/// Watches the bytes after the last entry: a whole tar ends with at least
-/// two zero blocks; a stream cut at an entry boundary does not.
+/// Watches the bytes after the last entry: a whole tar ends with two zero
+/// blocks; a stream cut at an entry boundary does not. What follows the two
+/// zero blocks is ignored, as GNU tar ignores it.
 #[derive(Default)]
 struct Tail {
     total: u64,
     boundary: u64,
-    nonzero_after: bool,
+    /// Zero bytes seen right after the boundary, up to 1024.
+    zeros: u64,
+    /// A non-zero byte came before 1024 zeros.
+    broken: bool,
 }
 
 impl Tail {
     fn boundary(&mut self, end: u64) {
         self.boundary = end;
-        self.nonzero_after = false;
+        self.zeros = 0;
+        self.broken = false;
     }
 
     fn complete(&self) -> bool {
-        !self.nonzero_after && self.total >= self.boundary + 1024
+        !self.broken && self.zeros >= 1024
+    }
+
+    fn saw(&mut self, start: u64, bytes: &[u8]) {
+        let skip = self.boundary.saturating_sub(start) as usize;
+        for b in bytes.iter().skip(skip) {
+            if self.zeros >= 1024 || self.broken {
+                return;
+            }
+            if *b == 0 {
+                self.zeros += 1;
+            } else {
+                self.broken = true;
+            }
+        }
     }
 }
 
@@ -398,10 +458,7 @@ impl<R: Read> Read for TailReader<R> {
         let start = t.total;
         t.total += n as u64;
         if t.total > t.boundary {
-            let skip = t.boundary.saturating_sub(start) as usize;
-            if buf[skip.min(n)..n].iter().any(|b| *b != 0) {
-                t.nonzero_after = true;
-            }
+            t.saw(start, &buf[..n]);
         }
         Ok(n)
     }
@@ -412,19 +469,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entry_paths_must_stay_under_v2() {
-        assert_eq!(entry_rel("docker/registry/v2/blobs/x"), Some("blobs/x"));
-        assert_eq!(
-            entry_rel("./docker/registry/v2/repositories/a/"),
-            Some("repositories/a")
-        );
-        assert_eq!(entry_rel("docker/registry/v2/../../../etc/passwd"), None);
-        assert_eq!(entry_rel("/docker/registry/v2/blobs/x"), None);
-        assert_eq!(entry_rel("docker/registry/v2"), None);
-        assert_eq!(entry_rel("other/file"), None);
-        assert!(is_v2_ancestor("docker/registry/"));
-        assert!(is_v2_ancestor("./docker"));
-        assert!(!is_v2_ancestor("dock"));
-        assert!(!is_v2_ancestor("../docker"));
+    fn a_tar_is_whole_after_two_zero_blocks_whatever_follows() {
+        let cases: [(Vec<u8>, bool); 4] = [
+            (vec![0; 1024], true),
+            ([vec![0; 1024], b"trailing junk".to_vec()].concat(), true),
+            (vec![0; 512], false),
+            ([vec![0; 100], vec![1], vec![0; 2000]].concat(), false),
+        ];
+        for (bytes, whole) in &cases {
+            let mut t = Tail::default();
+            t.boundary(0);
+            for (i, chunk) in bytes.chunks(300).enumerate() {
+                t.saw(i as u64 * 300, chunk);
+            }
+            assert_eq!(t.complete(), *whole, "{} bytes", bytes.len());
+        }
     }
 }

@@ -1,24 +1,19 @@
-//! Applying a plan to a folder.
+//! Applying a plan to a new folder.
 //!
 //! A new output is built in a hidden sibling (`.OUT.regkit-tmp-<pid>`) and
-//! renamed into place at the end, so a failure, a full disk or Ctrl-C leaves
-//! no half-written OUT. Merging into an existing tree first checks every
-//! file that already exists (a file that differs is an error naming both,
-//! and nothing is written), then writes the missing files phase by phase,
-//! each to a temporary name renamed into place: blobs before the links that
-//! reach them, tags last.
+//! put in place in one step at the end ([`crate::atomic::commit`]), so a
+//! failure, a full disk or Ctrl-C leaves no half-written OUT, and an OUT
+//! that appeared meanwhile is left alone. (Merging into an existing storage
+//! tree goes through its store: [`crate::sink::store`].)
 
-use std::ffi::OsString;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::digest::{self, Digest};
 use crate::error::{Error, Result};
 use crate::interrupt;
-use crate::plan::{describe, FileEntry, Plan, Source};
+use crate::plan::{FileEntry, Plan, Source};
 use crate::progress::Progress;
 use crate::sink::place::{Counts, Placer};
 use crate::store::Store;
@@ -51,8 +46,8 @@ pub fn write_new(
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir(&staging).map_err(|e| Error::io("create staging folder", &staging, e))?;
     let placer = Placer::new();
-    let result =
-        write_all(plan, store, &staging, &placer, progress).and_then(|()| swap_in(&staging, out));
+    let result = write_all(plan, store, &staging, &placer, progress)
+        .and_then(|()| crate::atomic::commit(&staging, out, force));
     if let Err(e) = result {
         let _ = fs::remove_dir_all(&staging);
         return Err(e);
@@ -63,25 +58,7 @@ pub fn write_new(
     })
 }
 
-/// Renames the finished staging folder to `out`, replacing an old `out`.
-fn swap_in(staging: &Path, out: &Path) -> Result<()> {
-    if out.symlink_metadata().is_ok() {
-        let old = sibling(out, "regkit-old");
-        fs::rename(out, &old).map_err(|e| Error::io("move the old output aside", out, e))?;
-        fs::rename(staging, out).map_err(|e| Error::io("rename the output into place", out, e))?;
-        fs::remove_dir_all(&old).map_err(|e| Error::io("remove the old output", &old, e))
-    } else {
-        fs::rename(staging, out).map_err(|e| Error::io("rename the output into place", out, e))
-    }
-}
-
-/// A hidden sibling of `path`: `.<name>.<tag>-<pid>`.
-pub fn sibling(path: &Path, tag: &str) -> PathBuf {
-    let mut name = OsString::from(".");
-    name.push(path.file_name().unwrap_or_else(|| "out".as_ref()));
-    name.push(format!(".{tag}-{}", std::process::id()));
-    path.with_file_name(name)
-}
+pub use crate::atomic::sibling;
 
 fn write_all(
     plan: &Plan,
@@ -147,110 +124,4 @@ fn place(store: &Store, placer: &Placer, entry: &FileEntry, dst: &Path) -> Resul
         Source::Bytes(b) => placer.write_bytes(b, dst),
         Source::File { path, digest } => placer.place_file(path, dst, digest).map(|_| ()),
     }
-}
-
-/// Adds `plan` to the existing folder `out` (created if missing).
-pub fn merge_into(plan: &Plan, store: &Store, out: &Path, progress: &Progress) -> Result<Report> {
-    // Check everything before writing anything.
-    let states: Vec<(&String, &FileEntry, bool)> = plan
-        .files
-        .par_iter()
-        .map(|(rel, entry)| {
-            let present = check_existing(store, entry, &out.join(rel))?;
-            Ok((rel, entry, present))
-        })
-        .collect::<Result<_>>()?;
-    let existing = states.iter().filter(|s| s.2).count() as u64;
-    progress.inc(existing);
-    let missing: Plan = Plan {
-        dirs: plan.dirs.clone(),
-        files: states
-            .into_iter()
-            .filter(|s| !s.2)
-            .map(|(rel, entry, _)| (rel.clone(), entry.clone()))
-            .collect(),
-    };
-    fs::create_dir_all(out).map_err(|e| Error::io("create folder", out, e))?;
-    create_dirs(out, missing.dirs_by_depth())?;
-    let placer = Placer::new();
-    for (_, files) in missing.phases() {
-        files.par_iter().try_for_each(|(rel, entry)| {
-            interrupt::check()?;
-            let dst = out.join(rel);
-            let tmp = sibling(&dst, "regkit-tmp");
-            let _ = fs::remove_file(&tmp);
-            let r = place(store, &placer, entry, &tmp).and_then(|()| {
-                fs::rename(&tmp, &dst).map_err(|e| Error::io("rename into place", &dst, e))
-            });
-            if r.is_err() {
-                let _ = fs::remove_file(&tmp);
-            }
-            progress.inc(1);
-            r
-        })?;
-    }
-    Ok(Report {
-        counts: placer.counts(),
-        existing,
-    })
-}
-
-/// Whether `dst` already holds what `entry` wants; an error if it holds
-/// something else.
-fn check_existing(store: &Store, entry: &FileEntry, dst: &Path) -> Result<bool> {
-    let meta = match dst.symlink_metadata() {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Error::io("stat", dst, e)),
-    };
-    let conflict = |existing: String| Error::Conflict {
-        path: dst.into(),
-        existing,
-        wanted: describe(&entry.source),
-    };
-    if !meta.is_file() {
-        return Err(conflict("something that is not a regular file".into()));
-    }
-    match &entry.source {
-        Source::Bytes(want) => {
-            let have = fs::read(dst).map_err(|e| Error::io("read", dst, e))?;
-            if have[..] == want[..] {
-                Ok(true)
-            } else {
-                Err(conflict(describe(&Source::Bytes(have.into()))))
-            }
-        }
-        Source::Blob(d) | Source::File { digest: d, .. } => {
-            let src = match &entry.source {
-                Source::File { path, .. } => Some(path.clone()),
-                _ => store.blob_local_path(d),
-            };
-            let same_inode = src
-                .and_then(|p| p.metadata().ok())
-                .is_some_and(|s| s.dev() == meta.dev() && s.ino() == meta.ino());
-            if same_inode {
-                return Ok(true);
-            }
-            if meta.len() != entry.size {
-                return Err(conflict(format!(
-                    "{} bytes, not {}",
-                    meta.len(),
-                    entry.size
-                )));
-            }
-            let actual = hash_file(dst, d)?;
-            if actual == *d {
-                Ok(true)
-            } else {
-                Err(conflict(format!("blob {actual}")))
-            }
-        }
-    }
-}
-
-fn hash_file(path: &Path, like: &Digest) -> Result<Digest> {
-    let f = fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
-    digest::hash_reader(like.algorithm(), f)
-        .map(|(d, _)| d)
-        .map_err(|e| Error::io("read", path, e))
 }

@@ -21,6 +21,8 @@ pub enum Method {
     Hardlink,
     Reflink,
     Copy,
+    /// Written from bytes (links, small files).
+    Written,
 }
 
 /// Counts of what a [`Placer`] did.
@@ -82,24 +84,39 @@ impl Placer {
         Ok(Method::Copy)
     }
 
+    /// Hardlinks `src` at `dst` (which must not exist): `Ok(true)` if
+    /// linked, `Ok(false)` if a hardlink cannot be made here (another
+    /// filesystem, one that forbids them, too many links), so the caller
+    /// copies instead.
+    pub fn hardlink(&self, src: &Path, dst: &Path) -> io::Result<bool> {
+        if self.no_hardlink.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        match fs::hard_link(src, dst) {
+            Ok(()) => {
+                self.hardlinks.fetch_add(1, Ordering::Relaxed);
+                Ok(true)
+            }
+            Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
+                // Another filesystem, or one that forbids links: remember.
+                Errno::EXDEV | Errno::EPERM | Errno::EOPNOTSUPP => {
+                    self.no_hardlink.store(true, Ordering::Relaxed);
+                    Ok(false)
+                }
+                // Too many links to this one file: copy just this one.
+                Errno::EMLINK => Ok(false),
+                _ => Err(e),
+            },
+        }
+    }
+
     /// Puts the local file `src`, whose content must have `digest`, at `dst`.
     pub fn place_file(&self, src: &Path, dst: &Path, digest: &Digest) -> Result<Method> {
-        if !self.no_hardlink.load(Ordering::Relaxed) {
-            match fs::hard_link(src, dst) {
-                Ok(()) => {
-                    self.hardlinks.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Method::Hardlink);
-                }
-                Err(e) => match Errno::from_raw(e.raw_os_error().unwrap_or(0)) {
-                    // Another filesystem, or one that forbids links: remember.
-                    Errno::EXDEV | Errno::EPERM | Errno::EOPNOTSUPP => {
-                        self.no_hardlink.store(true, Ordering::Relaxed)
-                    }
-                    // Too many links to this one file: copy just this one.
-                    Errno::EMLINK => {}
-                    _ => return Err(Error::io("hardlink", dst, e)),
-                },
-            }
+        if self
+            .hardlink(src, dst)
+            .map_err(|e| Error::io("hardlink", dst, e))?
+        {
+            return Ok(Method::Hardlink);
         }
         if !self.no_reflink.load(Ordering::Relaxed) {
             match reflink(src, dst) {
@@ -124,6 +141,17 @@ impl Placer {
         copy_checked(reader, src, dst, digest)?;
         self.copies.fetch_add(1, Ordering::Relaxed);
         Ok(Method::Copy)
+    }
+
+    /// Counts a file another writer put (a store's put says how).
+    pub fn record(&self, m: Method) {
+        let c = match m {
+            Method::Hardlink => &self.hardlinks,
+            Method::Reflink => &self.reflinks,
+            Method::Copy => &self.copies,
+            Method::Written => &self.written,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Writes small bytes at `dst`, which must not exist.

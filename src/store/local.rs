@@ -8,21 +8,134 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::Mode;
 
-use super::{Backend, DirEntry};
+use super::{Backend, Body, DirEntry, Method, PutError};
+use crate::atomic;
+use crate::digest::{copy_hashed, CopyError};
+use crate::paths::STAGING_DIR;
+use crate::sink::place::Placer;
 
 /// The local filesystem backend. It holds the `v2` folder open and reads
 /// relative to it (`openat`, `fstatat`), so each look-up walks only the
 /// path inside the tree.
+///
+/// Writes are built in the tree's staging folder (`v2/.regkit-tmp/`, on
+/// the tree's filesystem, never read by the registry) and renamed into
+/// place without replacing; hardlinks are made at their final name
+/// directly (a link appears whole). A leftover of a killed run is named
+/// `<pid>-<n>+<host>` there, so gc can tell it from the work of a live one.
 pub struct FsBackend {
     v2: PathBuf,
     dir: Option<OwnedFd>,
+    placer: Placer,
 }
 
 impl FsBackend {
     pub fn new(v2: PathBuf) -> FsBackend {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         let dir = nix::fcntl::open(&v2, flags, Mode::empty()).ok();
-        FsBackend { v2, dir }
+        FsBackend {
+            v2,
+            dir,
+            placer: Placer::new(),
+        }
+    }
+
+    /// A new temporary name in the staging folder (created if needed).
+    fn temp(&self) -> io::Result<PathBuf> {
+        let staging = self.v2.join(STAGING_DIR);
+        match fs::create_dir(&staging) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        Ok(staging.join(atomic::temp_name()))
+    }
+
+    fn create_parent(&self, dst: &Path) -> io::Result<()> {
+        match dst.parent() {
+            Some(p) => fs::create_dir_all(p),
+            None => Ok(()),
+        }
+    }
+
+    /// Renames the finished temporary `tmp` to `dst`; removes `tmp` if that
+    /// fails.
+    fn commit(&self, tmp: &Path, dst: &Path, replace: bool) -> Result<(), PutError> {
+        let r = if replace {
+            fs::rename(tmp, dst)
+        } else {
+            atomic::rename_noreplace(tmp, dst)
+        };
+        let r = match r {
+            // The staging folder is on another filesystem than this part of
+            // the tree (a bind mount inside it): stage beside `dst`.
+            Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
+                let near = atomic::sibling(dst, atomic::TMP_MARK);
+                let r = fs::copy(tmp, &near).and_then(|_| {
+                    if replace {
+                        fs::rename(&near, dst)
+                    } else {
+                        atomic::rename_noreplace(&near, dst)
+                    }
+                });
+                if r.is_err() {
+                    let _ = fs::remove_file(&near);
+                }
+                r
+            }
+            r => r,
+        };
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = fs::remove_file(tmp);
+                Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                    PutError::Exists
+                } else {
+                    PutError::Write(e)
+                })
+            }
+        }
+    }
+
+    /// Writes `body` into the new file `tmp`.
+    fn fill(&self, tmp: &Path, body: Body<'_>) -> Result<Method, PutError> {
+        match body {
+            Body::Bytes(b) => {
+                fs::write(tmp, b).map_err(PutError::Write)?;
+                Ok(Method::Written)
+            }
+            Body::Stream { reader, digest } => {
+                let out = fs::File::options()
+                    .write(true)
+                    .create_new(true)
+                    .open(tmp)
+                    .map_err(PutError::Write)?;
+                let (actual, _) = copy_hashed(reader, out, digest.map(|d| d.algorithm())).map_err(
+                    |e| match e {
+                        CopyError::Read(e) => PutError::Read(e),
+                        CopyError::Write(e) => PutError::Write(e),
+                    },
+                )?;
+                match (actual, digest) {
+                    (Some(a), Some(d)) if a != *d => Err(PutError::Digest(a)),
+                    _ => Ok(Method::Copy),
+                }
+            }
+            Body::File { path, digest } => {
+                self.placer
+                    .place_file(path, tmp, digest)
+                    .map_err(|e| match e {
+                        crate::Error::DigestMismatch { actual, .. } => PutError::Digest(actual),
+                        crate::Error::Io { action, source, .. }
+                            if action == "read" || action == "open" =>
+                        {
+                            PutError::Read(source)
+                        }
+                        crate::Error::Io { source, .. } => PutError::Write(source),
+                        e => PutError::Write(io::Error::other(e.to_string())),
+                    })
+            }
+        }
     }
 
     fn open_file(&self, rel: &Path) -> io::Result<fs::File> {
@@ -163,5 +276,90 @@ impl Backend for FsBackend {
 
     fn modified(&self, rel: &Path) -> io::Result<std::time::SystemTime> {
         fs::symlink_metadata(self.v2.join(rel))?.modified()
+    }
+
+    fn put(&self, rel: &Path, body: Body<'_>, replace: bool) -> Result<Method, PutError> {
+        let dst = self.v2.join(rel);
+        self.create_parent(&dst).map_err(PutError::Write)?;
+        // A hardlink appears whole at its final name, and refuses to replace.
+        if let (Body::File { path, .. }, false) = (&body, replace) {
+            match self.placer.hardlink(path, &dst) {
+                Ok(true) => return Ok(Method::Hardlink),
+                Ok(false) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(PutError::Exists),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !path.exists() => {
+                    return Err(PutError::Read(e))
+                }
+                Err(e) => return Err(PutError::Write(e)),
+            }
+        }
+        if !replace && dst.symlink_metadata().is_ok() {
+            return Err(PutError::Exists);
+        }
+        let tmp = self.temp().map_err(PutError::Write)?;
+        match self.fill(&tmp, body) {
+            Ok(m) => self.commit(&tmp, &dst, replace).map(|()| m),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    fn put_folder(&self, dir: &Path, files: &[(&str, &[u8])]) -> Result<(), PutError> {
+        let dst = self.v2.join(dir);
+        if dst.symlink_metadata().is_ok() {
+            return Err(PutError::Exists);
+        }
+        self.create_parent(&dst).map_err(PutError::Write)?;
+        let tmp = self.temp().map_err(PutError::Write)?;
+        let built = (|| {
+            for (name, bytes) in files {
+                let p = tmp.join(name);
+                self.create_parent(&p)?;
+                fs::write(&p, bytes)?;
+            }
+            Ok(())
+        })();
+        let r = built.map_err(PutError::Write).and_then(|()| {
+            atomic::rename_noreplace(&tmp, &dst).map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    PutError::Exists
+                } else {
+                    PutError::Write(e)
+                }
+            })
+        });
+        if r.is_err() {
+            let _ = atomic::remove_any(&tmp);
+        }
+        r
+    }
+
+    fn create_dir(&self, rel: &Path) -> io::Result<()> {
+        fs::create_dir_all(self.v2.join(rel))
+    }
+
+    fn remove_file(&self, rel: &Path) -> io::Result<()> {
+        match fs::remove_file(self.v2.join(rel)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
+    fn remove_tree(&self, rel: &Path) -> io::Result<()> {
+        match fs::remove_dir_all(self.v2.join(rel)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
+    fn remove_empty_dir(&self, rel: &Path) -> io::Result<bool> {
+        match fs::remove_dir(self.v2.join(rel)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOTEMPTY) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }

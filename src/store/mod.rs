@@ -8,6 +8,8 @@
 
 mod local;
 mod locate;
+#[cfg(test)]
+pub mod memory;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -70,6 +72,100 @@ pub trait Backend: Send + Sync {
             "no modification times",
         ))
     }
+
+    // The write half. Every write of a tree goes through these, so that
+    // every backend keeps the same promise: a reader sees a file whole or
+    // not at all. Read-only backends keep the defaults, which refuse.
+
+    /// Puts `body` at `rel`, creating the folders above it, so that readers
+    /// see all of it or nothing (disk: a temporary file renamed into place;
+    /// object stores: one PUT). An existing file is left alone and
+    /// [`PutError::Exists`] returned, unless `replace`.
+    fn put(&self, rel: &Path, body: Body<'_>, replace: bool) -> Result<Method, PutError> {
+        let _ = (rel, body, replace);
+        Err(PutError::Write(read_only()))
+    }
+
+    /// Puts the files of the new folder `dir` (paths relative to it) so that
+    /// it appears with all of them at once (disk: built aside and renamed
+    /// into place; object stores, which have no folders: put in the order
+    /// given, the last one making it whole). [`PutError::Exists`] if `dir`
+    /// exists.
+    fn put_folder(&self, dir: &Path, files: &[(&str, &[u8])]) -> Result<(), PutError> {
+        let _ = (dir, files);
+        Err(PutError::Write(read_only()))
+    }
+
+    /// Creates a folder (and those above it); object stores have none.
+    fn create_dir(&self, rel: &Path) -> io::Result<()> {
+        let _ = rel;
+        Err(read_only())
+    }
+
+    /// Removes a file; one already gone counts as removed.
+    fn remove_file(&self, rel: &Path) -> io::Result<()> {
+        let _ = rel;
+        Err(read_only())
+    }
+
+    /// Removes a folder and everything below it; gone already is fine.
+    fn remove_tree(&self, rel: &Path) -> io::Result<()> {
+        let _ = rel;
+        Err(read_only())
+    }
+
+    /// Removes a folder if it is empty; says whether it is gone.
+    fn remove_empty_dir(&self, rel: &Path) -> io::Result<bool> {
+        let _ = rel;
+        Err(read_only())
+    }
+}
+
+fn read_only() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this storage cannot be written to",
+    )
+}
+
+/// What to put in a file of a tree.
+pub enum Body<'a> {
+    /// Small bytes: links.
+    Bytes(&'a [u8]),
+    /// A stream. With a digest, its bytes are hashed on the way and the
+    /// file appears only if they match.
+    Stream {
+        reader: &'a mut dyn Read,
+        digest: Option<&'a Digest>,
+    },
+    /// A local file whose bytes have `digest`: hardlinked where the backend
+    /// can, else reflinked or copied (and a copy checked).
+    File { path: &'a Path, digest: &'a Digest },
+}
+
+pub use crate::sink::place::Method;
+
+/// Why a put did not happen. Nothing is left of it in the tree.
+#[derive(Debug)]
+pub enum PutError {
+    /// Something is there already.
+    Exists,
+    /// Reading the body failed.
+    Read(io::Error),
+    /// The body's bytes have this digest, not the one asked for.
+    Digest(Digest),
+    /// Writing failed.
+    Write(io::Error),
+}
+
+/// What putting a link found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPut {
+    Written,
+    /// The same link was there already.
+    Present,
+    /// Another digest was there and was replaced (`replace`).
+    Replaced,
 }
 
 /// A registry storage tree.
@@ -89,6 +185,45 @@ impl Store {
         Ok(Store {
             backend: Arc::new(FsBackend::new(v2.clone())),
             v2,
+        })
+    }
+
+    /// Opens the tree at `root` for writing: a storage tree's root
+    /// directory, or a missing or empty folder, in which `docker/registry/v2`
+    /// is created. Anything else is refused, naming it.
+    pub fn create(root: &Path) -> Result<Store> {
+        let v2 = root.join(paths::V2_PREFIX);
+        if !Store::can_create(root)? {
+            std::fs::create_dir_all(&v2).map_err(|e| Error::io("create folder", &v2, e))?;
+        }
+        Ok(Store {
+            backend: Arc::new(FsBackend::new(v2.clone())),
+            v2,
+        })
+    }
+
+    /// Whether [`Store::create`] would open a tree that is there (`true`) or
+    /// make one (`false`); an error if it would refuse.
+    pub fn can_create(root: &Path) -> Result<bool> {
+        if root.join(paths::V2_PREFIX).is_dir() {
+            return Ok(true);
+        }
+        if root.symlink_metadata().is_err() {
+            return Ok(false);
+        }
+        let empty = root
+            .read_dir()
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if empty {
+            return Ok(false);
+        }
+        if locate_v2(root).is_err() {
+            return Err(Error::NotAStorageTree { path: root.into() });
+        }
+        Err(Error::Invalid {
+            message: "this is inside or above a storage tree; name its root directory (the folder holding docker/registry/v2)".into(),
+            path: Some(root.into()),
         })
     }
 
@@ -289,6 +424,181 @@ impl Store {
     }
 }
 
+/// The write half, typed by [`Spec`]: what gc, delete, unpack, import and
+/// merges write. Blobs go in before the links that reach them and tags
+/// last; each call is atomic on its own (see [`Backend::put`]).
+impl Store {
+    fn put_failed(&self, rel: &Path, source: &Path, e: PutError, want: Option<&Digest>) -> Error {
+        match e {
+            PutError::Exists => Error::Conflict {
+                path: self.backend.display(rel),
+                existing: "a file".into(),
+                wanted: "to create it".into(),
+            },
+            PutError::Read(e) => Error::io("read", source, e),
+            PutError::Write(e) => Error::io("write", self.backend.display(rel), e),
+            PutError::Digest(actual) => Error::DigestMismatch {
+                path: source.to_path_buf(),
+                expected: want.cloned().unwrap_or_else(|| actual.clone()),
+                actual,
+            },
+        }
+    }
+
+    /// Puts a blob from `body` (read errors and digest failures name
+    /// `source`). `Ok(None)`: the tree had it already.
+    pub fn put_blob(
+        &self,
+        digest: &Digest,
+        body: Body<'_>,
+        source: &Path,
+    ) -> Result<Option<Method>> {
+        let rel = Spec::BlobData(digest).path();
+        let want = match &body {
+            Body::Stream { digest, .. } => *digest,
+            Body::File { digest, .. } => Some(*digest),
+            Body::Bytes(_) => None,
+        };
+        match self.backend.put(&rel, body, false) {
+            Ok(m) => Ok(Some(m)),
+            Err(PutError::Exists) => Ok(None),
+            Err(e) => Err(self.put_failed(&rel, source, e, want)),
+        }
+    }
+
+    /// Puts the blob `digest` of `from` here: linked from its local file
+    /// where it has one, else streamed and checked. `Ok(None)`: present.
+    pub fn copy_blob_from(&self, from: &Store, digest: &Digest) -> Result<Option<Method>> {
+        let source = from.display(&Spec::BlobData(digest));
+        if let Some(path) = from.blob_local_path(digest) {
+            return self
+                .put_blob(
+                    digest,
+                    Body::File {
+                        path: &path,
+                        digest,
+                    },
+                    &source,
+                )
+                .map_err(|e| match e {
+                    Error::Io { source: io, .. }
+                        if io.kind() == io::ErrorKind::NotFound && !path.exists() =>
+                    {
+                        Error::MissingBlob {
+                            digest: digest.clone(),
+                            what: "blob".into(),
+                            path: source.clone(),
+                        }
+                    }
+                    e => e,
+                });
+        }
+        let mut reader = from.open_blob(digest, "blob")?;
+        let body = Body::Stream {
+            reader: &mut reader,
+            digest: Some(digest),
+        };
+        self.put_blob(digest, body, &source)
+    }
+
+    /// Puts a link file (revision, `_layers`, tag index or current). A link
+    /// already holding `digest` is left as it is; one holding another
+    /// digest is an error, or replaced with `replace`.
+    pub fn put_link(&self, spec: &Spec, digest: &Digest, replace: bool) -> Result<LinkPut> {
+        let rel = spec.path();
+        let bytes = paths::link_bytes(digest);
+        match self.backend.put(&rel, Body::Bytes(&bytes), false) {
+            Ok(_) => return Ok(LinkPut::Written),
+            Err(PutError::Exists) => {}
+            Err(e) => return Err(self.put_failed(&rel, &rel, e, None)),
+        }
+        let have = self.read_file(spec, 1024)?.unwrap_or_default();
+        if have == bytes {
+            return Ok(LinkPut::Present);
+        }
+        if !replace {
+            return Err(Error::Conflict {
+                path: self.backend.display(&rel),
+                existing: format!("{:?}", String::from_utf8_lossy(&have)),
+                wanted: format!("{:?}", digest.as_str()),
+            });
+        }
+        self.backend
+            .put(&rel, Body::Bytes(&bytes), true)
+            .map_err(|e| self.put_failed(&rel, &rel, e, None))?;
+        Ok(LinkPut::Replaced)
+    }
+
+    /// Puts a tag: its `current` link and its `index` entries. A new tag's
+    /// folder appears with its `current` link in one step, so the registry
+    /// never lists a tag it cannot serve; an existing tag gets its index
+    /// entries, then its `current` link (replaced only with `replace`).
+    pub fn put_tag(
+        &self,
+        repo: &str,
+        tag: &str,
+        current: &Digest,
+        index: &[Digest],
+        replace: bool,
+    ) -> Result<LinkPut> {
+        let dir = Spec::Tag(repo, tag).path();
+        let link = paths::link_bytes(current);
+        let index_files: Vec<(String, Vec<u8>)> = index
+            .iter()
+            .map(|d| {
+                let rel = relative(&Spec::TagIndexLink(repo, tag, d), &dir);
+                (rel.to_string_lossy().into_owned(), paths::link_bytes(d))
+            })
+            .collect();
+        // Object stores put in this order: `current` first, so the tag is
+        // servable the moment it is listed.
+        let mut files: Vec<(&str, &[u8])> = vec![("current/link", &link)];
+        files.extend(index_files.iter().map(|(p, b)| (p.as_str(), &b[..])));
+        match self.backend.put_folder(&dir, &files) {
+            Ok(()) => return Ok(LinkPut::Written),
+            Err(PutError::Exists) => {}
+            Err(e) => return Err(self.put_failed(&dir, &dir, e, None)),
+        }
+        for d in index {
+            self.put_link(&Spec::TagIndexLink(repo, tag, d), d, true)?;
+        }
+        self.put_link(&Spec::TagCurrentLink(repo, tag), current, replace)
+    }
+
+    /// Creates a folder of the tree (an empty `_uploads/`, as the registry
+    /// leaves); object stores have no folders.
+    pub fn create_dir(&self, spec: &Spec) -> Result<()> {
+        let rel = spec.path();
+        self.backend
+            .create_dir(&rel)
+            .map_err(|e| Error::io("create folder", self.backend.display(&rel), e))
+    }
+
+    /// Removes one file; one already gone counts as removed.
+    pub fn remove_file(&self, spec: &Spec) -> Result<()> {
+        let rel = spec.path();
+        self.backend
+            .remove_file(&rel)
+            .map_err(|e| Error::io("remove file", self.backend.display(&rel), e))
+    }
+
+    /// Removes a folder and everything in it.
+    pub fn remove_tree(&self, spec: &Spec) -> Result<()> {
+        let rel = spec.path();
+        self.backend
+            .remove_tree(&rel)
+            .map_err(|e| Error::io("remove folder", self.backend.display(&rel), e))
+    }
+
+    /// Removes a folder if it is empty; says whether it is gone.
+    pub fn remove_empty_dir(&self, spec: &Spec) -> Result<bool> {
+        let rel = spec.path();
+        self.backend
+            .remove_empty_dir(&rel)
+            .map_err(|e| Error::io("remove folder", self.backend.display(&rel), e))
+    }
+}
+
 /// The path of `spec` inside `dir` (a folder spec that contains it).
 pub fn relative(spec: &Spec, dir: &Path) -> PathBuf {
     spec.path()
@@ -352,6 +662,140 @@ mod tests {
         assert!(read_small(&mut &long[..8192], 8191).is_err());
         assert_eq!(read_small(&mut &long[..8192], 8192).unwrap().len(), 8192);
         assert_eq!(read_small(&mut &b""[..], 0).unwrap(), b"");
+    }
+
+    /// A tree written through the write half of an in-memory store: one
+    /// image (config, layer, manifest) tagged `app:v1`.
+    fn memory_tree() -> (Arc<memory::MemBackend>, Store, Digest) {
+        let mem = Arc::new(memory::MemBackend::new());
+        let store = Store::with_backend(mem.clone(), PathBuf::from("mem:"));
+        let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+        let layer = b"layer bytes".to_vec();
+        let (c, l) = (Digest::sha256_of(&config), Digest::sha256_of(&layer));
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{c}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{l}","size":{}}}]}}"#,
+            config.len(),
+            layer.len()
+        );
+        let m = Digest::sha256_of(manifest.as_bytes());
+        for (d, bytes) in [
+            (&c, &config[..]),
+            (&l, &layer[..]),
+            (&m, manifest.as_bytes()),
+        ] {
+            let mut r = bytes;
+            let body = Body::Stream {
+                reader: &mut r,
+                digest: Some(d),
+            };
+            assert!(store
+                .put_blob(d, body, Path::new("test"))
+                .unwrap()
+                .is_some());
+        }
+        store
+            .put_link(&Spec::LayerLink("app", &c), &c, false)
+            .unwrap();
+        store
+            .put_link(&Spec::LayerLink("app", &l), &l, false)
+            .unwrap();
+        store
+            .put_link(&Spec::RevisionLink("app", &m), &m, false)
+            .unwrap();
+        let put = store
+            .put_tag("app", "v1", &m, std::slice::from_ref(&m), false)
+            .unwrap();
+        assert_eq!(put, LinkPut::Written);
+        (mem, store, m)
+    }
+
+    #[test]
+    fn a_tree_written_through_the_store_reads_back_as_a_catalog() {
+        let (mem, store, m) = memory_tree();
+        assert_eq!(mem.files().len(), 8, "{:?}", mem.files().keys());
+        let catalog =
+            crate::catalog::Catalog::load(&store, crate::catalog::WalkOptions::default()).unwrap();
+        assert_eq!(catalog.repos["app"].tags["v1"].as_ref().unwrap(), &m);
+        let sel = crate::selection::select(&catalog, &Default::default()).unwrap();
+        assert_eq!(sel.images.len(), 1);
+        assert_eq!(sel.images[0].blobs.len(), 2);
+        assert_eq!(sel.images[0].name(), "app:v1");
+    }
+
+    #[test]
+    fn puts_refuse_what_differs_and_keep_what_is_there() {
+        let (_mem, store, m) = memory_tree();
+        let other = Digest::sha256_of(b"other");
+        // The same link again: present; another digest: refused, then replaced.
+        let rev = Spec::RevisionLink("app", &m);
+        assert_eq!(store.put_link(&rev, &m, false).unwrap(), LinkPut::Present);
+        let cur = Spec::TagCurrentLink("app", "v1");
+        assert!(matches!(
+            store.put_link(&cur, &other, false),
+            Err(Error::Conflict { .. })
+        ));
+        assert_eq!(store.read_link(&cur).unwrap(), Some(m.clone()));
+        assert_eq!(
+            store.put_link(&cur, &other, true).unwrap(),
+            LinkPut::Replaced
+        );
+        assert_eq!(store.read_link(&cur).unwrap(), Some(other.clone()));
+        // A blob whose bytes are not its digest is not stored.
+        let mut r = &b"not it"[..];
+        let body = Body::Stream {
+            reader: &mut r,
+            digest: Some(&other),
+        };
+        let err = store.put_blob(&other, body, Path::new("src")).unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert_eq!(store.blob_size(&other).unwrap(), None);
+        // A blob already there is kept.
+        let mut r = &b"ignored"[..];
+        let body = Body::Stream {
+            reader: &mut r,
+            digest: None,
+        };
+        assert!(store
+            .put_blob(&m, body, Path::new("src"))
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn a_new_tag_appears_with_its_current_link_on_disk() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::create(&t.path().join("reg")).unwrap();
+        let (a, b) = (Digest::sha256_of(b"a"), Digest::sha256_of(b"b"));
+        assert_eq!(
+            store
+                .put_tag("x/y", "v1", &a, std::slice::from_ref(&a), false)
+                .unwrap(),
+            LinkPut::Written
+        );
+        assert_eq!(
+            store.read_link(&Spec::TagCurrentLink("x/y", "v1")).unwrap(),
+            Some(a.clone())
+        );
+        // An existing tag: the new index entry, then `current` (replace).
+        assert!(store
+            .put_tag("x/y", "v1", &b, std::slice::from_ref(&b), false)
+            .is_err());
+        assert_eq!(
+            store
+                .put_tag("x/y", "v1", &b, std::slice::from_ref(&b), true)
+                .unwrap(),
+            LinkPut::Replaced
+        );
+        let index: Vec<String> = store
+            .list(&Spec::TagIndexRoot("x/y", "v1"))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(index.len(), 2);
+        // Nothing is left in the staging folder.
+        let staging = store.list(&Spec::Staging).unwrap();
+        assert!(staging.is_empty(), "{staging:?}");
     }
 
     #[test]

@@ -386,13 +386,37 @@ fn entries_that_escape_root_are_refused() {
     let t = tempdir();
     let root = site_with_alpine(t.path());
     let before = files(&root);
+    let script = |name: &str, kind: &str| {
+        format!(
+            "import tarfile,io,sys\nt=tarfile.open(sys.argv[1],'w')\ni=tarfile.TarInfo({name:?})\n{kind}\nt.close()"
+        )
+    };
+    let file = "d=b'x';i.size=1;t.addfile(i,io.BytesIO(d))";
+    let link = "i.type=tarfile.SYMTYPE;i.linkname='/etc';t.addfile(i)";
+    // Each case with where its entry would land if it were unpacked.
     let cases = [
-        ("dotdot", "import tarfile,io,sys\nt=tarfile.open(sys.argv[1],'w')\ni=tarfile.TarInfo('docker/registry/v2/../../../escaped');d=b'x';i.size=1;t.addfile(i,io.BytesIO(d))\nt.close()"),
-        ("absolute", "import tarfile,io,sys\nt=tarfile.open(sys.argv[1],'w')\ni=tarfile.TarInfo('/tmp/regkit-escaped-abs');d=b'x';i.size=1;t.addfile(i,io.BytesIO(d))\nt.close()"),
-        ("symlink", "import tarfile,io,sys\nt=tarfile.open(sys.argv[1],'w')\ni=tarfile.TarInfo('docker/registry/v2/repositories/evil');i.type=tarfile.SYMTYPE;i.linkname='/etc';t.addfile(i)\nt.close()"),
-        ("outside", "import tarfile,io,sys\nt=tarfile.open(sys.argv[1],'w')\ni=tarfile.TarInfo('etc/passwd');d=b'x';i.size=1;t.addfile(i,io.BytesIO(d))\nt.close()"),
+        (
+            "dotdot",
+            script("docker/registry/v2/../../../escaped", file),
+            root.join("escaped"),
+        ),
+        (
+            "dotdot-deep",
+            script("docker/registry/v2/../../../../escaped-deep", file),
+            t.path().join("escaped-deep"),
+        ),
+        (
+            "absolute",
+            script("/tmp/regkit-escaped-abs", file),
+            PathBuf::from("/tmp/regkit-escaped-abs"),
+        ),
+        (
+            "symlink",
+            script("docker/registry/v2/repositories/evil", link),
+            root.join("docker/registry/v2/repositories/evil"),
+        ),
     ];
-    for (name, script) in cases {
+    for (name, script, lands) in &cases {
         let bundle = t.path().join(format!("{name}.tar"));
         run_cmd("python3", &["-c", script, bundle.to_str().unwrap()]).ok();
         let r = unpack(&bundle, &root, &[]).fails(1);
@@ -401,10 +425,13 @@ fn entries_that_escape_root_are_refused() {
             "{name}: {}",
             r.stderr
         );
+        assert!(
+            lands.symlink_metadata().is_err(),
+            "{name}: {lands:?} exists"
+        );
         assert_intact(&root, &before, &["library/alpine:3.19"]);
     }
-    assert!(!Path::new("/tmp/regkit-escaped-abs").exists());
-    assert!(!t.path().join("escaped").exists());
+    assert_eq!(cases.len(), 4);
 }
 
 #[test]

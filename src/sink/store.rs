@@ -1,0 +1,274 @@
+//! Applying a registry-layout plan to a storage tree through its store's
+//! write half: merging into an existing tree (`select` into a tree,
+//! `import`), on disk or in an object store.
+//!
+//! Everything that already exists is checked first (a file that differs is
+//! an error naming both, and nothing is written); then blobs go in, then the
+//! revision and `_layers` links that reach them, then tags, each tag whole
+//! (see [`Store::put_tag`]). A registry serving the tree meanwhile never sees
+//! a link to a missing blob or a tag without its `current` link, and a run
+//! stopped at any point leaves a tree that a rerun completes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::interrupt;
+use crate::paths::{self, Parsed, Spec};
+use crate::plan::{describe, FileEntry, Plan, Source};
+use crate::progress::Progress;
+use crate::sink::fs::Report;
+use crate::sink::place::Placer;
+use crate::store::{Body, LinkPut, Store};
+
+/// A tag to put: (repo, tag), its current link, its index entries, and
+/// whether the tree has it already.
+type TagPut<'a> = (&'a (String, String), &'a Digest, &'a Vec<Digest>, bool);
+
+/// A plan's files, typed by what they are in the tree.
+#[derive(Default)]
+struct Typed<'a> {
+    blobs: Vec<(Digest, &'a FileEntry)>,
+    /// Revision and `_layers` links: (path in the tree, digest).
+    links: Vec<(Parsed, Digest)>,
+    /// (repo, tag) → (current, index entries).
+    tags: BTreeMap<(String, String), (Option<Digest>, Vec<Digest>)>,
+    /// Folders to create (the empty `_uploads/` of each repository).
+    dirs: Vec<String>,
+}
+
+fn typed(plan: &Plan) -> Result<Typed<'_>> {
+    let prefix = format!("{}/", paths::V2_PREFIX);
+    let rel = |p: &str| -> Result<String> {
+        p.strip_prefix(&prefix)
+            .map(str::to_string)
+            .ok_or_else(|| Error::invalid(format!("`{p}` is not in a registry tree's layout")))
+    };
+    let mut t = Typed::default();
+    for (path, entry) in &plan.files {
+        let r = rel(path)?;
+        let parsed = paths::parse(&r)
+            .ok_or_else(|| Error::invalid(format!("`{r}` is not a file of the storage layout")))?;
+        if let Parsed::BlobData(d) = parsed {
+            t.blobs.push((d, entry));
+            continue;
+        }
+        let Source::Bytes(b) = &entry.source else {
+            return Err(Error::invalid(format!("`{r}` should be a link")));
+        };
+        let digest = paths::parse_link(b).map_err(|e| Error::BadLink {
+            path: r.clone().into(),
+            found: e.found,
+        })?;
+        match parsed {
+            Parsed::TagCurrentLink { repo, tag } => {
+                t.tags.entry((repo, tag)).or_default().0 = Some(digest)
+            }
+            Parsed::TagIndexLink { repo, tag, .. } => {
+                t.tags.entry((repo, tag)).or_default().1.push(digest)
+            }
+            p @ (Parsed::RevisionLink { .. } | Parsed::LayerLink { .. }) => {
+                t.links.push((p, digest))
+            }
+            _ => {
+                return Err(Error::invalid(format!(
+                    "`{r}` cannot be merged into a tree"
+                )))
+            }
+        }
+    }
+    for d in &plan.dirs {
+        t.dirs.push(rel(d)?);
+    }
+    Ok(t)
+}
+
+/// The spec of a link path parsed by [`paths::parse`].
+fn link_spec(p: &Parsed) -> Spec<'_> {
+    match p {
+        Parsed::RevisionLink { repo, digest } => Spec::RevisionLink(repo, digest),
+        Parsed::LayerLink { repo, digest } => Spec::LayerLink(repo, digest),
+        Parsed::TagCurrentLink { repo, tag } => Spec::TagCurrentLink(repo, tag),
+        Parsed::TagIndexLink { repo, tag, digest } => Spec::TagIndexLink(repo, tag, digest),
+        Parsed::BlobData(d) => Spec::BlobData(d),
+        Parsed::Upload { repo, id } => Spec::Upload(repo, id),
+    }
+}
+
+/// Adds `plan` (paths from `docker/registry/v2/`) to the tree of `dst`;
+/// blobs come from `src` (or the local files an import names).
+pub fn merge(plan: &Plan, src: &Store, dst: &Store, progress: &Progress) -> Result<Report> {
+    let t = typed(plan)?;
+    // Check everything before writing anything.
+    let blobs_present: Vec<bool> = t
+        .blobs
+        .par_iter()
+        .map(|(d, e)| blob_present(src, dst, d, e))
+        .collect::<Result<_>>()?;
+    let links_present: Vec<bool> = t
+        .links
+        .par_iter()
+        .map(|(p, d)| link_present(dst, &link_spec(p), d))
+        .collect::<Result<_>>()?;
+    let tags: Vec<TagPut> = t
+        .tags
+        .iter()
+        .map(|(key, (current, index))| {
+            let current = current.as_ref().ok_or_else(|| {
+                Error::invalid(format!("tag {}:{} has no current link", key.0, key.1))
+            })?;
+            let present = link_present(dst, &Spec::TagCurrentLink(&key.0, &key.1), current)?;
+            Ok((key, current, index, present))
+        })
+        .collect::<Result<_>>()?;
+    // Files, as the plan counts them: a tag is its current link and its
+    // index entries.
+    let existing = (blobs_present
+        .iter()
+        .chain(&links_present)
+        .filter(|p| **p)
+        .count()
+        + tags
+            .iter()
+            .filter(|t| t.3)
+            .map(|t| 1 + t.2.len())
+            .sum::<usize>()) as u64;
+    progress.inc(existing);
+
+    let placer = Placer::new();
+    let todo_blobs: Vec<_> = t
+        .blobs
+        .iter()
+        .zip(&blobs_present)
+        .filter(|x| !x.1)
+        .map(|x| x.0)
+        .collect();
+    todo_blobs.par_iter().try_for_each(|(d, entry)| {
+        interrupt::check()?;
+        let put = match &entry.source {
+            Source::Blob(_) => dst.copy_blob_from(src, d)?,
+            Source::File { path, digest } => dst.put_blob(d, Body::File { path, digest }, path)?,
+            Source::Bytes(b) => {
+                let mut r = &b[..];
+                let body = Body::Stream {
+                    reader: &mut r,
+                    digest: Some(d),
+                };
+                dst.put_blob(d, body, Path::new("-"))?
+            }
+        };
+        if let Some(m) = put {
+            placer.record(m);
+        }
+        progress.inc(1);
+        Ok::<_, Error>(())
+    })?;
+    let todo_links: Vec<_> = t
+        .links
+        .iter()
+        .zip(&links_present)
+        .filter(|x| !x.1)
+        .map(|x| x.0)
+        .collect();
+    todo_links.par_iter().try_for_each(|(p, d)| {
+        interrupt::check()?;
+        if dst.put_link(&link_spec(p), d, false)? == LinkPut::Written {
+            placer.record(crate::store::Method::Written);
+        }
+        progress.inc(1);
+        Ok::<_, Error>(())
+    })?;
+    for d in &t.dirs {
+        dst.create_dir(&DirSpec(d).spec())?;
+    }
+    tags.par_iter()
+        .filter(|t| !t.3)
+        .try_for_each(|((repo, tag), current, index, _)| {
+            interrupt::check()?;
+            dst.put_tag(repo, tag, current, index, false)?;
+            for _ in 0..=index.len() {
+                placer.record(crate::store::Method::Written);
+            }
+            progress.inc(1 + index.len() as u64);
+            Ok::<_, Error>(())
+        })?;
+    Ok(Report {
+        counts: placer.counts(),
+        existing,
+    })
+}
+
+/// A plan folder (relative to `v2`) as a spec the store can create.
+struct DirSpec<'a>(&'a str);
+
+impl DirSpec<'_> {
+    fn spec(&self) -> Spec<'_> {
+        // Plans hold one kind of empty folder: a repository's `_uploads/`.
+        match self
+            .0
+            .strip_prefix("repositories/")
+            .and_then(|r| r.strip_suffix("/_uploads"))
+        {
+            Some(repo) => Spec::UploadsRoot(repo),
+            None => Spec::Repository(self.0),
+        }
+    }
+}
+
+/// Whether `dst` has the blob already (an error if it holds other bytes).
+fn blob_present(src: &Store, dst: &Store, d: &Digest, entry: &FileEntry) -> Result<bool> {
+    let Some(size) = dst.blob_size(d)? else {
+        return Ok(false);
+    };
+    let path = dst.display(&Spec::BlobData(d));
+    let conflict = |existing: String| Error::Conflict {
+        path: path.clone(),
+        existing,
+        wanted: describe(&entry.source),
+    };
+    let from = match &entry.source {
+        Source::File { path, .. } => Some(path.clone()),
+        _ => src.blob_local_path(d),
+    };
+    if let (Some(a), Some(b)) = (from, dst.blob_local_path(d)) {
+        if same_file(&a, &b) {
+            return Ok(true);
+        }
+    }
+    if size != entry.size {
+        return Err(conflict(format!("{size} bytes, not {}", entry.size)));
+    }
+    let reader = dst.open_blob(d, "blob")?;
+    let (actual, _) = crate::digest::hash_reader(d.algorithm(), reader)
+        .map_err(|e| Error::io("read", &path, e))?;
+    if actual == *d {
+        Ok(true)
+    } else {
+        Err(conflict(format!("blob {actual}")))
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (a.metadata(), b.metadata()) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Whether the link at `spec` holds `d` already (an error if it holds
+/// something else).
+fn link_present(dst: &Store, spec: &Spec, d: &Digest) -> Result<bool> {
+    match dst.read_file(spec, 1024)? {
+        None => Ok(false),
+        Some(have) if have == paths::link_bytes(d) => Ok(true),
+        Some(have) => Err(Error::Conflict {
+            path: dst.display(spec),
+            existing: describe(&Source::Bytes(have.into())),
+            wanted: describe(&Source::Bytes(paths::link_bytes(d).into())),
+        }),
+    }
+}
