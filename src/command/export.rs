@@ -63,6 +63,7 @@ pub fn run(root: &Path, out: &Path, req: &Request, opts: &ExportOptions) -> Resu
             "--oci-media-types applies to OCI layouts (oci, oci-archive), not to docker archives",
         ));
     }
+    super::refuse_overlap(root, &[(out, "the output")])?;
     let (store, selection) = open_and_select(root, req)?;
     let prefix = opts.name_prefix.as_deref();
     let (plan, names, rewritten) = match opts.format {
@@ -108,7 +109,8 @@ pub fn run(root: &Path, out: &Path, req: &Request, opts: &ExportOptions) -> Resu
         Format::Oci => sink::fs::write_new(&done.plan, &store, out, opts.write.force, &progress)
             .map(|r| done.report = Some(r)),
         Format::OciArchive | Format::DockerArchive => {
-            write_tar(&done.plan, &store, out, &progress).map(|n| done.archive_bytes = Some(n))
+            write_tar(&done.plan, &store, out, opts.write.force, &progress)
+                .map(|n| done.archive_bytes = Some(n))
         }
     };
     written.map_err(|e| with_image(e, &done.selection))?;
@@ -116,9 +118,15 @@ pub fn run(root: &Path, out: &Path, req: &Request, opts: &ExportOptions) -> Resu
     Ok(done)
 }
 
-/// Streams `plan` as a tar into a hidden sibling of `out`, renamed into
-/// place once complete.
-fn write_tar(plan: &Plan, store: &Store, out: &Path, progress: &Progress) -> Result<u64> {
+/// Streams `plan` as a tar into a hidden sibling of `out`, put in place in
+/// one step once complete ([`crate::atomic::commit`]).
+fn write_tar(
+    plan: &Plan,
+    store: &Store,
+    out: &Path,
+    force: bool,
+    progress: &Progress,
+) -> Result<u64> {
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(|e| Error::io("create folder", parent, e))?;
     }
@@ -140,7 +148,7 @@ fn write_tar(plan: &Plan, store: &Store, out: &Path, progress: &Progress) -> Res
             .metadata()
             .map_err(|e| Error::io("stat", &tmp, e))?
             .len();
-        fs::rename(&tmp, out).map_err(|e| Error::io("rename the output into place", out, e))?;
+        crate::atomic::commit(&tmp, out, force)?;
         Ok(size)
     })();
     if result.is_err() {

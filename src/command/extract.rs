@@ -10,6 +10,7 @@ use crate::sink;
 
 /// Extracts the requested images to `out/<repo>:<tag>/`.
 pub fn run(root: &Path, out: &Path, req: &Request, opts: &WriteOptions) -> Result<Outcome> {
+    super::refuse_overlap(root, &[(out, "the output")])?;
     let (store, selection) = open_and_select(root, &super::checked_on_write(req, opts))?;
     let plan = layout::dir::plan(&selection)?;
     if opts.dry_run {

@@ -42,6 +42,13 @@ impl Imported {
 /// file of `root` that differs is refused, naming both.
 pub fn run(sources: &[PathBuf], root: &Path, opts: &ImportOptions) -> Result<Imported> {
     let target = StorageTarget::of(root, None)?;
+    if Store::can_create(root)? {
+        let v2 = root.join(V2_PREFIX);
+        let protected = crate::overlap::Protected::tree(root, &v2);
+        for s in sources {
+            protected.check(s, "the source")?;
+        }
+    }
     let given = opts.repo.as_deref().map(GivenName::parse).transpose()?;
     // Archives are unpacked beside ROOT, on its filesystem, so that their
     // files can be hardlinked in; the folder is removed at the end.

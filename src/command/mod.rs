@@ -45,6 +45,18 @@ pub struct Outcome {
     pub report: Option<Report>,
 }
 
+/// Refuses outputs that are ROOT, contain it or lie inside it, before
+/// anything is read or written ([`crate::overlap`]); `outs` are the
+/// outputs with what to call them (`the output`, `the bundle`).
+pub fn refuse_overlap(root: &Path, outs: &[(&Path, &'static str)]) -> Result<()> {
+    let store = Store::open(root)?;
+    let protected = crate::overlap::Protected::tree(root, store.v2());
+    for (out, what) in outs {
+        protected.check(out, what)?;
+    }
+    Ok(())
+}
+
 /// Opens ROOT, walks it and resolves the request. When the request names
 /// images, only their repositories are walked; an unknown name walks the
 /// whole tree again, so the error can say which names are near.

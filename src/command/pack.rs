@@ -5,6 +5,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use crate::atomic;
 use crate::bundle::{self, BaseInfo, BlobEntry, Contents, HashingWriter, ImageEntry};
 use crate::command::{open_and_select, WriteOptions};
 use crate::compress::{self, Compression};
@@ -42,10 +43,21 @@ pub fn run(
     opts: &PackOptions,
 ) -> Result<PackOutcome> {
     let to_stdout = bundle_path == Path::new("-");
-    if !to_stdout && bundle_path.symlink_metadata().is_ok() && !opts.write.force {
-        return Err(Error::OutputExists {
-            path: bundle_path.into(),
-        });
+    let json_path = bundle::manifest_path(bundle_path);
+    if !to_stdout {
+        super::refuse_overlap(
+            root,
+            &[
+                (bundle_path, "the bundle"),
+                (&json_path, "the bundle's description"),
+            ],
+        )?;
+        // BUNDLE.json is part of the output.
+        for p in [bundle_path, &json_path] {
+            if p.symlink_metadata().is_ok() && !opts.write.force {
+                return Err(Error::OutputExists { path: p.into() });
+            }
+        }
     }
     let (store, selection) = open_and_select(root, req)?;
     let mut plan = layout::registry::plan(&selection)?;
@@ -112,23 +124,19 @@ pub fn run(
                     threads,
                     &progress,
                 )
-            })
-            .and_then(|r| {
-                fs::rename(&tmp, bundle_path)
-                    .map_err(|e| Error::io("rename into place", bundle_path, e))?;
-                Ok(r)
             });
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
-        result.map_err(|e| crate::command::with_image(e, &selection))?
+        let (sha256, size) = result.map_err(|e| crate::command::with_image(e, &selection))?;
+        manifest.sha256 = sha256.hex().to_string();
+        manifest.size = size;
+        place_both(&tmp, bundle_path, &json_path, &manifest, opts.write.force)?;
+        (sha256, size)
     };
     progress.finish();
     manifest.sha256 = sha256.hex().to_string();
     manifest.size = size;
-    if !to_stdout {
-        write_manifest(&bundle::manifest_path(bundle_path), &manifest)?;
-    }
     Ok(PackOutcome {
         selection,
         manifest,
@@ -213,14 +221,31 @@ fn leave_out_base(plan: &mut Plan, base: Option<&Contents>) -> Vec<BlobEntry> {
     out
 }
 
-fn write_manifest(path: &Path, m: &bundle::Manifest) -> Result<()> {
-    let tmp = sink::fs::sibling(path, "regkit-tmp");
+/// Puts the finished bundle `tmp` and its description in place, each in one
+/// step that fails if it appeared meanwhile (unless `force`); if the
+/// description cannot be placed, the bundle is taken back out.
+fn place_both(
+    tmp: &Path,
+    bundle_path: &Path,
+    json_path: &Path,
+    m: &bundle::Manifest,
+    force: bool,
+) -> Result<()> {
+    let json_tmp = sink::fs::sibling(json_path, "regkit-tmp");
     let mut text = serde_json::to_vec_pretty(m).expect("serializable");
     text.push(b'\n');
-    fs::write(&tmp, text)
-        .and_then(|()| fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            Error::io("write", path, e)
-        })
+    let placed = fs::write(&json_tmp, text)
+        .map_err(|e| Error::io("write", &json_tmp, e))
+        .and_then(|()| atomic::commit(tmp, bundle_path, force));
+    if let Err(e) = placed {
+        let _ = fs::remove_file(tmp);
+        let _ = fs::remove_file(&json_tmp);
+        return Err(e);
+    }
+    if let Err(e) = atomic::commit(&json_tmp, json_path, force) {
+        let _ = fs::remove_file(&json_tmp);
+        let _ = fs::remove_file(bundle_path);
+        return Err(e);
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@ use crate::selection::Request;
 /// empty `out` is built aside and renamed into place; an existing storage
 /// tree is added to, refusing any file that differs.
 pub fn run(root: &Path, out: &Path, req: &Request, opts: &WriteOptions) -> Result<Outcome> {
+    super::refuse_overlap(root, &[(out, "the output")])?;
     let (store, selection) = open_and_select(root, &super::checked_on_write(req, opts))?;
     let plan = layout::registry::plan(&selection)?;
     let target = StorageTarget::of(out, Some(opts.force))?;

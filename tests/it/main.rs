@@ -13,6 +13,7 @@ mod gc;
 mod import;
 mod inspect;
 mod ls;
+mod overlap;
 mod push;
 mod select;
 mod verify;
