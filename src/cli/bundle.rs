@@ -132,6 +132,16 @@ pub fn unpack(args: &UnpackArgs, quiet: bool) -> Result<ExitCode> {
         quiet,
     };
     let r = unpack::run(&args.bundle, &args.root, &opts)?;
+    const SHOWN: usize = 10;
+    for note in r.skipped.iter().take(SHOWN) {
+        eprintln!("note: skipped {note}");
+    }
+    if r.skipped.len() > SHOWN {
+        eprintln!(
+            "note: skipped {} more entries (see --json)",
+            r.skipped.len() - SHOWN
+        );
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         crate::cli::print_json(&mut out, &r)?;

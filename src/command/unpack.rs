@@ -226,10 +226,7 @@ pub fn run(bundle: &Path, root: &Path, opts: &UnpackOptions) -> Result<UnpackRep
             path: Some(bundle.into()),
         });
     }
-    if store.is_none() && !opts.dry_run && !links.is_empty() {
-        store = Some(Store::create(root)?);
-    }
-    write_links(store.as_ref(), links, &seen_blobs, opts, &mut report)?;
+    write_links(root, store.as_ref(), links, &seen_blobs, opts, &mut report)?;
     progress.finish();
     Ok(report)
 }
@@ -307,6 +304,7 @@ fn spec_of(p: &Parsed) -> Spec<'_> {
 /// Checks every link (its blob is there, it does not contradict ROOT),
 /// then writes revision and `_layers` links, then tags.
 fn write_links(
+    root: &Path,
     store: Option<&Store>,
     links: BTreeMap<String, PendingLink>,
     new_blobs: &HashSet<Digest>,
@@ -387,7 +385,17 @@ fn write_links(
         report.links_written = (todo_content.len() + todo_tags.len()) as u64;
         return Ok(());
     }
-    let store = store.expect("not a dry run");
+    if todo_content.is_empty() && todo_tags.is_empty() {
+        return Ok(());
+    }
+    let made;
+    let store = match store {
+        Some(s) => s,
+        None => {
+            made = Store::create(root)?;
+            &made
+        }
+    };
     for l in todo_content {
         interrupt::check()?;
         match store.put_link(&spec_of(&l.parsed), &l.digest, opts.force)? {

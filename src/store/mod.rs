@@ -599,6 +599,62 @@ impl Store {
     }
 }
 
+/// A temporary file or folder that a regkit run left in the tree's staging
+/// folder (a run killed with SIGKILL, a machine that went down).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Leftover {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// No regkit process of that name can still be writing it: its owner
+    /// is gone and it has not been written to for a while.
+    pub stale: bool,
+}
+
+/// How long a leftover of a dead process on this machine is kept (in case
+/// its pid was misjudged), and how long one of another machine's is.
+pub const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+pub const FOREIGN_LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+impl Store {
+    /// regkit's own temporary files and folders in the tree, as of `now`.
+    pub fn leftovers(&self, now: std::time::SystemTime) -> Result<Vec<Leftover>> {
+        let mut out = Vec::new();
+        for e in self.list(&Spec::Staging)? {
+            let rel = Spec::Staging.path().join(&e.name);
+            let age = self
+                .backend
+                .modified(&rel)
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .unwrap_or_default();
+            let stale = if crate::atomic::owner_gone(&e.name) {
+                age >= LEFTOVER_AGE
+            } else {
+                age >= FOREIGN_LEFTOVER_AGE
+            };
+            out.push(Leftover {
+                path: self.backend.display(&rel),
+                bytes: self.backend.size(&rel).unwrap_or(0),
+                stale,
+            });
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// Removes a leftover found by [`Store::leftovers`].
+    pub fn remove_leftover(&self, l: &Leftover) -> Result<()> {
+        let name = l.path.file_name().unwrap_or_default();
+        let rel = Spec::Staging.path().join(name);
+        // A folder (a tag being built) lists; a file does not.
+        let r = match self.backend.list(&rel) {
+            Ok(_) => self.backend.remove_tree(&rel),
+            Err(_) => self.backend.remove_file(&rel),
+        };
+        r.map_err(|e| Error::io("remove", &l.path, e))
+    }
+}
+
 /// The path of `spec` inside `dir` (a folder spec that contains it).
 pub fn relative(spec: &Spec, dir: &Path) -> PathBuf {
     spec.path()
@@ -796,6 +852,63 @@ mod tests {
         // Nothing is left in the staging folder.
         let staging = store.list(&Spec::Staging).unwrap();
         assert!(staging.is_empty(), "{staging:?}");
+    }
+
+    #[test]
+    fn leftovers_of_dead_runs_are_stale_once_old() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::create(t.path()).unwrap();
+        let staging = store.v2().join(paths::STAGING_DIR);
+        std::fs::create_dir_all(&staging).unwrap();
+        let host = crate::atomic::hostname();
+        let dead = format!("{}-0+{host}", 1u32 << 23);
+        let live = crate::atomic::temp_name();
+        let foreign = format!("{}-0+elsewhere", 1u32 << 23);
+        for n in [&dead, &live, &foreign] {
+            std::fs::write(staging.join(n), b"12345").unwrap();
+        }
+        let now = std::time::SystemTime::now();
+        let stale = |at| -> Vec<bool> {
+            store
+                .leftovers(at)
+                .unwrap()
+                .iter()
+                .map(|l| l.stale)
+                .collect()
+        };
+        // Sorted by name: the dead one, "elsewhere", then ours.
+        let names: Vec<String> = store
+            .leftovers(now)
+            .unwrap()
+            .iter()
+            .map(|l| l.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 3);
+        assert_eq!(stale(now), [false, false, false]);
+        let later = now + LEFTOVER_AGE + std::time::Duration::from_secs(1);
+        let by_name = |at| -> Vec<(String, bool)> {
+            store
+                .leftovers(at)
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    (
+                        l.path.file_name().unwrap().to_string_lossy().into_owned(),
+                        l.stale,
+                    )
+                })
+                .collect()
+        };
+        assert!(by_name(later).contains(&(dead.clone(), true)));
+        assert!(by_name(later).contains(&(live.clone(), false)));
+        assert!(by_name(later).contains(&(foreign.clone(), false)));
+        let much_later = now + FOREIGN_LEFTOVER_AGE + std::time::Duration::from_secs(1);
+        assert!(by_name(much_later).contains(&(foreign, true)));
+        for l in store.leftovers(later).unwrap().iter().filter(|l| l.stale) {
+            assert_eq!(l.bytes, 5);
+            store.remove_leftover(l).unwrap();
+        }
+        assert_eq!(store.leftovers(now).unwrap().len(), 2);
     }
 
     #[test]

@@ -16,4 +16,5 @@ mod ls;
 mod overlap;
 mod push;
 mod select;
+mod unpack_safety;
 mod verify;
