@@ -137,6 +137,14 @@ impl StorageTarget {
     /// What `out` is. `force` is `None` for commands that never replace an
     /// output, `Some(--force)` for those that may.
     pub fn of(out: &Path, force: Option<bool>) -> Result<StorageTarget> {
+        // A bucket (or a registry configuration naming one) is written key
+        // by key, in the safe order; it has no folder to build aside.
+        let env = crate::store::s3::config::Env::current();
+        if let crate::store::s3::config::Target::S3(_) =
+            crate::store::s3::config::target(out, &env)?
+        {
+            return Ok(StorageTarget::Merge);
+        }
         if out.symlink_metadata().is_err() {
             return Ok(StorageTarget::New);
         }

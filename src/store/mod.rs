@@ -10,6 +10,7 @@ mod local;
 mod locate;
 #[cfg(test)]
 pub mod memory;
+pub mod s3;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,15 @@ use locate::locate_v2;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::paths::{self, Spec};
+
+/// Requests in flight against an object store (`REGKIT_S3_CONCURRENCY`).
+fn s3_parallelism() -> usize {
+    std::env::var("REGKIT_S3_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(32)
+}
 
 /// Manifests larger than this are refused, as distribution refuses them.
 pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
@@ -173,6 +183,9 @@ pub enum LinkPut {
 pub struct Store {
     backend: Arc<dyn Backend>,
     v2: PathBuf,
+    /// The same backend when it is a bucket: for server-side copies, flat
+    /// listings and request counts.
+    s3: Option<Arc<s3::S3Backend>>,
 }
 
 impl Store {
@@ -181,17 +194,76 @@ impl Store {
     /// of the root directory up to three levels up, when exactly one tree
     /// lies below it.
     pub fn open(path: &Path) -> Result<Store> {
-        let v2 = locate_v2(path)?;
+        match s3::config::target(path, &s3::config::Env::current())? {
+            s3::config::Target::S3(settings) => Store::open_s3(&settings),
+            s3::config::Target::Local(root) => {
+                let v2 = locate_v2(&root)?;
+                Ok(Store {
+                    backend: Arc::new(FsBackend::new(v2.clone())),
+                    v2,
+                    s3: None,
+                })
+            }
+        }
+    }
+
+    /// Opens the tree in a bucket (which need not hold one yet: writing
+    /// commands make it).
+    pub fn open_s3(settings: &s3::config::S3Settings) -> Result<Store> {
+        // Requests wait on the network, not on cores: keep many in flight.
+        // (The first pool built is the one every parallel loop uses.)
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(s3_parallelism())
+            .build_global();
+        let tls = crate::push::tls::config(true, &[])?;
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .max_idle_connections_per_host(128)
+            .max_idle_connections(128)
+            .timeout_connect(Some(std::time::Duration::from_secs(30)))
+            .timeout_recv_response(Some(std::time::Duration::from_secs(120)))
+            .user_agent(concat!("regkit/", env!("CARGO_PKG_VERSION")))
+            .build();
+        let client = s3::client::Client::new(
+            ureq::Agent::new_with_config(config),
+            settings.endpoint.clone(),
+            settings.bucket.clone(),
+            settings.region.clone(),
+            settings.creds.clone(),
+        );
+        let backend = Arc::new(s3::S3Backend::new(Arc::new(client), &settings.root));
+        let v2 = PathBuf::from(format!(
+            "s3://{}/{}",
+            settings.bucket,
+            backend.prefix().trim_end_matches('/')
+        ));
         Ok(Store {
-            backend: Arc::new(FsBackend::new(v2.clone())),
+            backend: backend.clone(),
             v2,
+            s3: Some(backend),
         })
+    }
+
+    /// The bucket behind this store, if it is one.
+    pub fn s3(&self) -> Option<&s3::S3Backend> {
+        self.s3.as_deref()
+    }
+
+    /// Requests sent to the object store so far (0 on disk).
+    pub fn requests(&self) -> u64 {
+        self.s3.as_ref().map_or(0, |s| s.client.requests())
     }
 
     /// Opens the tree at `root` for writing: a storage tree's root
     /// directory, or a missing or empty folder, in which `docker/registry/v2`
     /// is created. Anything else is refused, naming it.
     pub fn create(root: &Path) -> Result<Store> {
+        if let s3::config::Target::S3(settings) =
+            s3::config::target(root, &s3::config::Env::current())?
+        {
+            return Store::open_s3(&settings);
+        }
         let v2 = root.join(paths::V2_PREFIX);
         if !Store::can_create(root)? {
             std::fs::create_dir_all(&v2).map_err(|e| Error::io("create folder", &v2, e))?;
@@ -199,12 +271,16 @@ impl Store {
         Ok(Store {
             backend: Arc::new(FsBackend::new(v2.clone())),
             v2,
+            s3: None,
         })
     }
 
     /// Whether [`Store::create`] would open a tree that is there (`true`) or
     /// make one (`false`); an error if it would refuse.
     pub fn can_create(root: &Path) -> Result<bool> {
+        if s3::config::parse_url(&root.to_string_lossy()).is_some() {
+            return Ok(true);
+        }
         if root.join(paths::V2_PREFIX).is_dir() {
             return Ok(true);
         }
@@ -229,7 +305,11 @@ impl Store {
 
     /// A store over any backend (`v2` names it in messages).
     pub fn with_backend(backend: Arc<dyn Backend>, v2: PathBuf) -> Store {
-        Store { backend, v2 }
+        Store {
+            backend,
+            v2,
+            s3: None,
+        }
     }
 
     /// The `v2` folder.
@@ -470,6 +550,28 @@ impl Store {
     /// where it has one, else streamed and checked. `Ok(None)`: present.
     pub fn copy_blob_from(&self, from: &Store, digest: &Digest) -> Result<Option<Method>> {
         let source = from.display(&Spec::BlobData(digest));
+        // Two buckets of one server: copied there, like a reflink.
+        if let (Some(dst), Some(src)) = (self.s3(), from.s3()) {
+            if dst.client.same_server(&src.client) {
+                let rel = Spec::BlobData(digest).path();
+                let (from_key, to_key) = (src.key(&rel), dst.key(&rel));
+                let io = |e: s3::client::S3Error| Error::io("copy", &source, e.into());
+                if dst.client.head(&to_key).map_err(io)?.is_some() {
+                    return Ok(None);
+                }
+                let Some(obj) = src.client.head(&from_key).map_err(io)? else {
+                    return Err(Error::MissingBlob {
+                        digest: digest.clone(),
+                        what: "blob".into(),
+                        path: source,
+                    });
+                };
+                dst.client
+                    .copy(&src.client.bucket, &from_key, &to_key, obj.size)
+                    .map_err(io)?;
+                return Ok(Some(Method::Reflink));
+            }
+        }
         if let Some(path) = from.blob_local_path(digest) {
             return self
                 .put_blob(
