@@ -82,6 +82,9 @@ impl Contents {
     /// Reads a bundle (`.tar`, `.tar.gz`, `.tar.zst`; its `BUNDLE.json` is
     /// used when it sits beside it), a `BUNDLE.json`, or a storage tree.
     pub fn load(path: &Path) -> Result<Contents> {
+        if Store::is_remote(path) {
+            return Contents::of_tree(path);
+        }
         let meta = fs::metadata(path).map_err(|e| Error::io("open", path, e))?;
         if meta.is_dir() {
             return Contents::of_tree(path);

@@ -22,6 +22,10 @@ pub struct Protected {
 impl Protected {
     /// ROOT as given (`root`) and the `v2` folder found in it.
     pub fn tree(root: &Path, v2: &Path) -> Protected {
+        // A tree in a bucket shares nothing with this machine's files.
+        if v2.starts_with("s3:") {
+            return Protected { paths: Vec::new() };
+        }
         // v2 = <rootdirectory>/docker/registry/v2, or a v2 folder named
         // directly.
         let rootdir = if v2.ends_with(crate::paths::V2_PREFIX) {

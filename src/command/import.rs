@@ -52,7 +52,12 @@ pub fn run(sources: &[PathBuf], root: &Path, opts: &ImportOptions) -> Result<Imp
     let given = opts.repo.as_deref().map(GivenName::parse).transpose()?;
     // Archives are unpacked beside ROOT, on its filesystem, so that their
     // files can be hardlinked in; the folder is removed at the end.
-    let anchor = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    // (A bucket has no filesystem to link from: archives go to a temporary
+    // folder, and their files are uploaded from there.)
+    let anchor = match Store::is_remote(root) {
+        true => std::env::temp_dir().join("regkit-import"),
+        false => std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf()),
+    };
     let mut staging = Staging::new(sink::fs::sibling(&anchor, "regkit-import"));
     let hashes = Arc::new(Hashes::default());
     let sources = sources

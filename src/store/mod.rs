@@ -245,6 +245,15 @@ impl Store {
         })
     }
 
+    /// Whether a ROOT argument names a tree that is not on this machine's
+    /// disks (`s3://...`, or a registry configuration naming a bucket).
+    pub fn is_remote(root: &Path) -> bool {
+        matches!(
+            s3::config::target(root, &s3::config::Env::current()),
+            Ok(s3::config::Target::S3(_))
+        )
+    }
+
     /// The bucket behind this store, if it is one.
     pub fn s3(&self) -> Option<&s3::S3Backend> {
         self.s3.as_deref()

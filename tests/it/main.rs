@@ -15,6 +15,7 @@ mod inspect;
 mod ls;
 mod overlap;
 mod push;
+mod s3;
 mod select;
 mod unpack_safety;
 mod verify;

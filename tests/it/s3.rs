@@ -1,0 +1,426 @@
+//! Registries in object storage (issue 13): regkit against moto's S3 server
+//! and the real registry on its `s3` storage driver over the same bucket.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// moto's S3 server, one for the whole test run. It is started through a
+/// shell that kills it when our end of its stdin closes (when the test
+/// process exits, however it exits).
+pub struct Moto {
+    pub port: u16,
+    _child: std::sync::Mutex<Child>,
+}
+
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let bin = repo_dir().join(".venv/bin/moto_server");
+        assert!(
+            bin.exists(),
+            "no {} (run scripts/install-deps.sh)",
+            bin.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::env::temp_dir().join(format!("regkit-moto-{}.log", std::process::id()));
+        let script = format!(
+            "{} -H 127.0.0.1 -p {port} >{} 2>&1 & pid=$!; cat >/dev/null; kill $pid",
+            bin.display(),
+            log.display()
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http_get(port, "/").is_err() {
+            assert!(Instant::now() < deadline, "moto did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto {
+            port,
+            _child: std::sync::Mutex::new(child),
+        }
+    })
+}
+
+impl Moto {
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A new, empty bucket.
+    pub fn bucket(&self, name: &str) -> String {
+        let r = run_cmd(
+            "curl",
+            &[
+                "-s",
+                "-f",
+                "-X",
+                "PUT",
+                &format!("{}/{name}", self.endpoint()),
+            ],
+        );
+        assert_eq!(r.code, 0, "create bucket {name}: {}", r.stderr);
+        name.to_string()
+    }
+
+    /// Every key of a bucket below `prefix`, with its size.
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<(String, u64)> {
+        let py = repo_dir().join(".venv/bin/python");
+        let script = format!(
+            "import boto3\ns3=boto3.client('s3',endpoint_url='{}',aws_access_key_id='k',aws_secret_access_key='s',region_name='us-east-1')\nfor p in s3.get_paginator('list_objects_v2').paginate(Bucket='{bucket}',Prefix='{prefix}'):\n  for o in p.get('Contents',[]): print(o['Key'], o['Size'])",
+            self.endpoint()
+        );
+        let r = run_cmd(py.to_str().unwrap(), &["-c", &script]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout
+            .lines()
+            .filter_map(|l| l.rsplit_once(' '))
+            .map(|(k, n)| (k.to_string(), n.parse().unwrap()))
+            .collect()
+    }
+}
+
+/// regkit with the environment that points it at moto.
+pub fn regkit_s3(args: &[&str]) -> Run {
+    let o = Command::new(regkit_path())
+        .args(args)
+        .env("AWS_ENDPOINT_URL", moto().endpoint())
+        .env("AWS_ACCESS_KEY_ID", "k")
+        .env("AWS_SECRET_ACCESS_KEY", "s")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        raw_stdout: o.stdout,
+    }
+}
+
+/// The registry's configuration for a tree in a bucket.
+pub fn s3_config(dir: &Path, bucket: &str, root: &str, port: u16) -> PathBuf {
+    let config = dir.join(format!("config-{bucket}.yml"));
+    fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog: {{level: error}}\nstorage:\n  s3: {{region: us-east-1, bucket: {bucket}, regionendpoint: \"{}\", accesskey: k, secretkey: s, secure: false, v4auth: true, rootdirectory: /{root}}}\n  redirect: {{disable: true}}\n  delete: {{enabled: true}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
+            moto().endpoint()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Debian's registry serving a tree in a bucket (its 2.8 panics at start
+/// when AWS_CA_BUNDLE is set: it is unset for it).
+pub struct S3Registry {
+    pub port: u16,
+    pub config: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl S3Registry {
+    pub fn start(bucket: &str, root: &str) -> S3Registry {
+        let dir = tempdir();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = s3_config(dir.path(), bucket, root, port);
+        let log = fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .env_remove("AWS_CA_BUNDLE")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http_get(port, "/v2/").is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the registry on s3 did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        S3Registry {
+            port,
+            config,
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for S3Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The copyable tags of a fixture (skopeo 1.9 cannot copy nested indexes).
+fn copyable(f: &Fixture) -> Vec<(String, String)> {
+    f.images()
+        .into_iter()
+        .filter(|(r, _, c)| *c && !r.contains('@'))
+        .map(|(r, d, _)| (r, d))
+        .collect()
+}
+
+/// skopeo copies every copyable tag from the registry with digests equal.
+fn assert_registry_serves(reg: &S3Registry, f: &Fixture) -> usize {
+    let mut n = 0;
+    for (r, d) in copyable(f) {
+        let got = skopeo_copy_all(&format!("docker://{}/{r}", reg.host()))
+            .unwrap_or_else(|e| panic!("{r}: {e}"));
+        assert_eq!(got, d, "{r}");
+        n += 1;
+    }
+    assert!(n >= 30, "only {n} tags checked");
+    n
+}
+
+/// The files of a tree on disk, relative to its `v2` folder, with sizes.
+fn tree_files(root: &Path) -> BTreeSet<(String, u64)> {
+    let v2 = root.join("docker/registry/v2");
+    files_under(&v2)
+        .into_iter()
+        .map(|f| {
+            let n = fs::metadata(v2.join(&f)).unwrap().len();
+            (f, n)
+        })
+        .collect()
+}
+
+#[test]
+fn select_into_s3_writes_the_tree_select_writes_on_disk_and_the_registry_serves_it() {
+    let f = sample();
+    let b = moto().bucket("select-into");
+    let r = regkit_s3(&["select", s(&f.root), &format!("s3://{b}/reg")]).ok();
+    assert!(r.stdout.contains("selected 40 image(s)"), "{}", r.stdout);
+    // The same keys as the files of a select on disk.
+    let t = tempdir();
+    regkit(["-q", "select", s(&f.root), s(&t.path().join("disk"))]).ok();
+    let want = tree_files(&t.path().join("disk"));
+    let got: BTreeSet<(String, u64)> = moto()
+        .keys(&b, "reg/docker/registry/v2/")
+        .into_iter()
+        .map(|(k, n)| {
+            (
+                k.strip_prefix("reg/docker/registry/v2/")
+                    .unwrap()
+                    .to_string(),
+                n,
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    let reg = S3Registry::start(&b, "reg");
+    assert_registry_serves(&reg, f);
+    // Again: nothing new is written.
+    let r = regkit_s3(&["select", s(&f.root), &format!("s3://{b}/reg")]).ok();
+    assert!(
+        r.stdout.contains("0 written, 254 already present"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn regkit_reads_what_the_registry_wrote_to_s3_after_skopeo_pushes() {
+    let f = sample();
+    let b = moto().bucket("pushed");
+    let src = Registry::start(&f.root);
+    let dst = S3Registry::start(&b, "mirror");
+    let mut pushed = Vec::new();
+    for (r, d) in copyable(f).into_iter().take(12) {
+        let out = skopeo(&[
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "-q",
+            &format!("docker://{}/{r}", src.host()),
+            &format!("docker://{}/{r}", dst.host()),
+        ]);
+        assert_eq!(out.code, 0, "{r}: {}", out.stderr);
+        pushed.push((r, d));
+    }
+    assert_eq!(pushed.len(), 12);
+    // Through the registry's own configuration file, and as s3://.
+    for root in [s(&dst.config).to_string(), format!("s3://{b}/mirror")] {
+        let ls = regkit_s3(&["ls", "--json", &root]).ok().json();
+        let listed: Vec<(String, String)> = ls
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["name"].as_str().unwrap().to_string(),
+                    i["digest"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        for p in &pushed {
+            assert!(listed.contains(p), "{root}: {p:?} not in {listed:?}");
+        }
+        regkit_s3(&["-q", "verify", &root]).ok();
+    }
+    // extract from the bucket: skopeo reads the dir: folders.
+    let t = tempdir();
+    let out = t.path().join("ext");
+    regkit_s3(&["-q", "extract", &format!("s3://{b}/mirror"), s(&out)]).ok();
+    for (r, d) in &pushed {
+        let got = skopeo_copy_all(&format!("dir:{}", out.join(r).display())).unwrap();
+        assert_eq!(&got, d, "{r}");
+    }
+}
+
+#[test]
+fn reading_commands_give_the_same_results_from_s3_as_from_disk() {
+    let f = sample();
+    let b = moto().bucket("reads");
+    let root = format!("s3://{b}/r");
+    regkit_s3(&["-q", "select", s(&f.root), &root]).ok();
+    let t = tempdir();
+    // ls and inspect: the same output.
+    for args in [
+        vec!["ls", "--json"],
+        vec!["inspect", "multi/docker-list:1", "--raw"],
+        vec!["inspect", "team/app:v1"],
+        vec!["verify", "--json"],
+    ] {
+        let mut disk = vec![args[0], s(&f.root)];
+        disk.extend(&args[1..]);
+        let mut remote = vec![args[0], root.as_str()];
+        remote.extend(&args[1..]);
+        let a = regkit(&disk).ok();
+        let r = regkit_s3(&remote).ok();
+        if args[0] == "verify" {
+            assert_eq!(a.json()["findings"], r.json()["findings"]);
+        } else {
+            assert_eq!(a.raw_stdout, r.raw_stdout, "{args:?}");
+        }
+    }
+    // pack is reproducible: the same bundle from either tree.
+    let (pd, ps) = (t.path().join("d.tar"), t.path().join("s.tar"));
+    regkit(["-q", "pack", s(&f.root), s(&pd)]).ok();
+    regkit_s3(&["-q", "pack", &root, s(&ps)]).ok();
+    assert_eq!(sha256_file(&pd), sha256_file(&ps));
+    // export to an OCI layout: the same files.
+    let (ed, es) = (t.path().join("ed"), t.path().join("es"));
+    regkit(["-q", "export", s(&f.root), s(&ed), "--format", "oci"]).ok();
+    regkit_s3(&["-q", "export", &root, s(&es), "--format", "oci"]).ok();
+    assert_same_tree(&ed, &es);
+    // diff of the bucket against the disk: nothing changed.
+    let d = regkit_s3(&["diff", "--json", s(&f.root), &root])
+        .ok()
+        .json();
+    assert_eq!(d["added"].as_array().unwrap().len(), 0, "{d}");
+    assert_eq!(d["changed"].as_array().unwrap().len(), 0, "{d}");
+    // select out of the bucket onto disk: the tree select writes from disk.
+    let (sd, ss) = (t.path().join("sd"), t.path().join("ss"));
+    regkit(["-q", "select", s(&f.root), s(&sd)]).ok();
+    let r = regkit_s3(&["select", &root, s(&ss)]).ok();
+    assert!(
+        r.stderr.contains("copied with their digests checked"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(tree_files(&sd), tree_files(&ss));
+}
+
+#[test]
+fn select_from_s3_to_s3_copies_on_the_server() {
+    let f = sample();
+    let (a, b) = (moto().bucket("s2s-a"), moto().bucket("s2s-b"));
+    regkit_s3(&["-q", "select", s(&f.root), &format!("s3://{a}/src")]).ok();
+    let r = regkit_s3(&[
+        "select",
+        &format!("s3://{a}/src"),
+        &format!("s3://{b}/dst"),
+        "team/app",
+        "multi/oci-index:1",
+    ])
+    .ok();
+    assert!(r.stdout.contains("reflinked"), "{}", r.stdout);
+    let reg = S3Registry::start(&b, "dst");
+    for r in ["team/app:v1", "team/app:v2", "multi/oci-index:1"] {
+        let got = skopeo_copy_all(&format!("docker://{}/{r}", reg.host())).unwrap();
+        assert_eq!(got, f.digest(r), "{r}");
+    }
+}
+
+#[test]
+fn unpack_and_import_write_into_s3_and_the_registry_serves_them() {
+    let f = sample();
+    let b = moto().bucket("unpack-import");
+    let t = tempdir();
+    let bundle = t.path().join("b.tar");
+    regkit(["-q", "pack", s(&f.root), s(&bundle)]).ok();
+    regkit_s3(&["-q", "unpack", s(&bundle), &format!("s3://{b}/u")]).ok();
+    let reg = S3Registry::start(&b, "u");
+    assert_registry_serves(&reg, f);
+    drop(reg);
+    // import of extracted dir: folders and of an OCI archive.
+    let ext = t.path().join("ext");
+    regkit([
+        "-q",
+        "extract",
+        s(&f.root),
+        s(&ext),
+        "team/app",
+        "multi/docker-list:1",
+    ])
+    .ok();
+    let oci = t.path().join("x.tar");
+    regkit([
+        "-q",
+        "export",
+        s(&f.root),
+        s(&oci),
+        "a/b/c/deep:1.0",
+        "--format",
+        "oci-archive",
+    ])
+    .ok();
+    regkit_s3(&["-q", "import", s(&ext), s(&oci), &format!("s3://{b}/i")]).ok();
+    let reg = S3Registry::start(&b, "i");
+    for r in [
+        "team/app:v1",
+        "team/app:v2",
+        "multi/docker-list:1",
+        "a/b/c/deep:1.0",
+    ] {
+        let got = skopeo_copy_all(&format!("docker://{}/{r}", reg.host())).unwrap();
+        assert_eq!(got, f.digest(r), "{r}");
+    }
+    // Nothing was staged beside a path named like the bucket.
+    assert!(!Path::new("s3:").exists());
+}
