@@ -129,7 +129,7 @@ pub enum Error {
 
     /// The destination registry of a push refused or failed.
     #[error(transparent)]
-    Remote(crate::push::error::RemoteError),
+    Remote(crate::remote::error::RemoteError),
 
     /// An error kept in the catalog and reported for every image it breaks.
     #[error(transparent)]

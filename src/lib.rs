@@ -32,6 +32,7 @@ pub mod platform;
 pub mod progress;
 pub mod push;
 pub mod reference;
+pub mod remote;
 pub mod selection;
 pub mod sink;
 pub mod store;

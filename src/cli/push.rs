@@ -12,11 +12,11 @@ use crate::cli::SelectArgs;
 use crate::command::push::{self, PushOptions, PushOutcome};
 use crate::error::{Error, Result};
 use crate::progress::human_bytes;
-use crate::push::client::ClientOptions;
-use crate::push::creds::{self, Credentials};
 use crate::push::dest::{Destination, Naming, RepoMap};
-use crate::push::error::RemoteError;
 use crate::push::image::ImageReport;
+use crate::remote::client::ClientOptions;
+use crate::remote::creds::{self, Credentials};
+use crate::remote::error::RemoteError;
 
 pub const AFTER_HELP: &str = "\
 Each repo:tag goes to DEST/[PREFIX/]repo:tag (renamed first by --map). Blobs and

@@ -10,11 +10,11 @@ use rayon::prelude::*;
 use crate::command::open_and_select;
 use crate::error::{Error, Result};
 use crate::progress::{human_bytes, Progress};
-use crate::push::client::{Client, ClientOptions};
 use crate::push::dest::Naming;
 use crate::push::harbor::Projects;
 use crate::push::image::{self, Context, ImageReport};
 use crate::push::plan::{self, Job};
+use crate::remote::client::{Client, ClientOptions};
 use crate::selection::{Request, Selection};
 
 /// How to push.
@@ -76,7 +76,8 @@ pub fn run(root: &Path, req: &Request, opts: &PushOptions) -> Result<PushOutcome
             seconds: started.elapsed().as_secs_f64(),
         });
     }
-    let client = Client::connect(&opts.naming.dest, &opts.client)?;
+    let dest = &opts.naming.dest;
+    let client = Client::connect(&dest.host, dest.scheme, &opts.client)?;
     let total: u64 = jobs.iter().map(Job::bytes).sum();
     let progress = Progress::bytes(total, &format!("0/{} images", jobs.len()), opts.quiet);
     let sent = AtomicU64::new(0);

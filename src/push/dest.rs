@@ -8,22 +8,7 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::paths;
-
-/// `http` or `https`, when DEST names one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    Http,
-    Https,
-}
-
-impl Scheme {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        }
-    }
-}
+pub use crate::remote::Scheme;
 
 /// The destination registry and the namespace inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]

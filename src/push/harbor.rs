@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::error::Error;
-use crate::push::client::{missing_project, Client};
-use crate::push::error::RemoteError;
+use crate::remote::client::{missing_project, Client};
+use crate::remote::error::RemoteError;
 
 /// Answers per project, asked once per run.
 #[derive(Default)]

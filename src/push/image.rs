@@ -13,12 +13,12 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::media;
 use crate::progress::Progress;
-use crate::push::auth::Scope;
 use crate::push::claims::Claims;
-use crate::push::client::{Body, Client};
-use crate::push::error::RemoteError;
 use crate::push::plan::Job;
 use crate::push::upload::{Blobs, Fate, Uploader};
+use crate::remote::auth::Scope;
+use crate::remote::client::{Body, Client};
+use crate::remote::error::RemoteError;
 use crate::selection::ManifestItem;
 use crate::store::Store;
 

@@ -11,10 +11,10 @@ use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::paths::Spec;
 use crate::progress::Progress;
-use crate::push::auth::{encode, Scope};
 use crate::push::claims::Claims;
-use crate::push::client::{Body, Client, Reply};
-use crate::push::error::RemoteError;
+use crate::remote::auth::{encode, Scope};
+use crate::remote::client::{Body, Client, Reply};
+use crate::remote::error::RemoteError;
 use crate::selection::BlobItem;
 use crate::store::Store;
 

@@ -215,7 +215,7 @@ impl Store {
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(s3_parallelism())
             .build_global();
-        let tls = crate::push::tls::config(true, &[])?;
+        let tls = crate::remote::tls::config(true, &[])?;
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .tls_config(tls)

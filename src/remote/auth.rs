@@ -7,9 +7,9 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::push::client::{exchange, missing_project, Body, Reply};
-pub use crate::push::creds::Credentials;
-use crate::push::error::RemoteError;
+use crate::remote::client::{exchange, missing_project, Body, Reply};
+pub use crate::remote::creds::Credentials;
+use crate::remote::error::RemoteError;
 
 /// A parsed `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,10 +9,10 @@ use std::time::Duration;
 use ureq::http;
 
 use crate::error::{Error, Result};
-use crate::push::auth::{Auth, Credentials, Scope};
-use crate::push::dest::{Destination, Scheme};
-use crate::push::error::RemoteError;
-use crate::push::tls;
+use crate::remote::auth::{Auth, Credentials, Scope};
+use crate::remote::error::RemoteError;
+use crate::remote::tls;
+use crate::remote::Scheme;
 
 /// How to talk to the destination.
 #[derive(Debug, Clone)]
@@ -192,12 +192,13 @@ pub struct Client {
 }
 
 impl Client {
-    /// Pings `/v2/` (https, then http when `--tls-verify=false` and DEST
-    /// names no scheme) and checks the credentials, once, before any work.
-    pub fn connect(dest: &Destination, opts: &ClientOptions) -> Result<Client> {
+    /// Pings `/v2/` of `host` (https, then http when `--tls-verify=false`
+    /// and no scheme is named) and checks the credentials, once, before any
+    /// work.
+    pub fn connect(host: &str, scheme: Option<Scheme>, opts: &ClientOptions) -> Result<Client> {
         let dirs = match &opts.cert_dir {
             Some(d) => vec![d.clone()],
-            None => tls::default_cert_dirs(&dest.host),
+            None => tls::default_cert_dirs(host),
         };
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -210,7 +211,7 @@ impl Client {
             .user_agent(concat!("regkit/", env!("CARGO_PKG_VERSION")))
             .build();
         let agent = ureq::Agent::new_with_config(config);
-        let schemes = match dest.scheme {
+        let schemes = match scheme {
             Some(s) => vec![s],
             None if !opts.tls_verify => vec![Scheme::Https, Scheme::Http],
             None => vec![Scheme::Https],
@@ -218,14 +219,14 @@ impl Client {
         let mut client = Client {
             agent,
             base: String::new(),
-            host: dest.host.clone(),
-            auth: Auth::new(&dest.host, opts.creds.clone()),
+            host: host.to_string(),
+            auth: Auth::new(host, opts.creds.clone()),
             retries: opts.retries,
             down: AtomicBool::new(false),
         };
         let mut first_err: Option<Error> = None;
         for (i, scheme) in schemes.iter().enumerate() {
-            client.base = format!("{}://{}", scheme.as_str(), dest.host);
+            client.base = format!("{}://{host}", scheme.as_str());
             let url = client.url("/v2/");
             let ping =
                 client.retrying(|| exchange(&client.agent, "GET", &url, &[], None, Body::Empty));

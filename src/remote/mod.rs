@@ -1,0 +1,34 @@
+//! One transport for the Registry HTTP API V2, for every command that talks
+//! to a live registry (`push` today, `pull` later), modelled on
+//! go-containerregistry's `pkg/v1/remote/transport`:
+//!
+//! - [`client`]: HTTP (ureq, rustls), the `/v2/` ping with the https → http
+//!   fallback, authorization on every request, retries with backoff.
+//! - [`auth`]: anonymous, Basic, and Bearer tokens per scope (pull, push).
+//! - [`creds`]: credentials from `--creds`, auth files and credential helpers.
+//! - [`tls`]: roots, `certs.d` folders, client certificates.
+//! - [`error`]: what a registry can answer that stops the work.
+
+pub mod auth;
+pub mod client;
+pub mod creds;
+pub mod error;
+pub mod tls;
+
+pub use error::RemoteError;
+
+/// `http` or `https`, when the user names one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
