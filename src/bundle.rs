@@ -241,6 +241,7 @@ impl HashingWriter {
 
 impl Write for HashingWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        crate::interrupt::check_io()?;
         self.buf.extend_from_slice(data);
         if self.buf.len() >= CHUNK {
             self.send()?;

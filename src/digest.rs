@@ -198,6 +198,8 @@ pub enum CopyError {
 
 /// Streams `reader` to its end into `writer`, hashing the bytes on the way
 /// when `algo` is given; returns the digest (if hashed) and the length.
+/// Ctrl-C stops it at the next buffer, as a read failing with
+/// [`crate::interrupt::io_error`].
 pub fn copy_hashed(
     mut reader: impl Read,
     mut writer: impl Write,
@@ -222,6 +224,7 @@ pub fn copy_hashed(
         let mut hasher = algo.map(Hasher::new);
         let mut total = 0u64;
         loop {
+            crate::interrupt::check_io().map_err(CopyError::Read)?;
             let n = match reader.read(buf) {
                 Ok(0) => break,
                 Ok(n) => n,

@@ -145,7 +145,13 @@ pub enum Error {
 }
 
 impl Error {
+    /// An I/O error while doing `action` to `path`; a read or write that
+    /// stopped for Ctrl-C ([`crate::interrupt::io_error`]) is
+    /// [`Error::Interrupted`].
     pub fn io(action: &'static str, path: impl AsRef<Path>, source: io::Error) -> Error {
+        if crate::interrupt::is_io_error(&source) {
+            return Error::Interrupted;
+        }
         Error::Io {
             action,
             path: path.as_ref().to_path_buf(),

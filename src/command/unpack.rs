@@ -202,12 +202,12 @@ pub fn run(bundle: &Path, root: &Path, opts: &UnpackOptions) -> Result<UnpackRep
             }
         }
         // Drain what was not read, so the trailer check sees every byte.
-        io::copy(&mut entry, &mut io::sink()).map_err(bad)?;
+        drain(&mut entry).map_err(bad)?;
         tail.borrow_mut().boundary(end);
         progress.inc(1);
     }
     let mut rest = archive.into_inner();
-    io::copy(&mut rest, &mut io::sink()).map_err(bad)?;
+    drain(&mut rest).map_err(bad)?;
     if !tail.borrow().complete() {
         return Err(Error::Invalid {
             message: "the bundle is truncated (no end-of-archive marker); no link was written, run again with the whole bundle".into(),
@@ -229,6 +229,14 @@ pub fn run(bundle: &Path, root: &Path, opts: &UnpackOptions) -> Result<UnpackRep
     write_links(root, store.as_ref(), links, &seen_blobs, opts, &mut report)?;
     progress.finish();
     Ok(report)
+}
+
+/// Reads to the end, stopping at Ctrl-C like every copy loop.
+fn drain(r: &mut impl Read) -> io::Result<u64> {
+    match copy_hashed(r, io::sink(), None) {
+        Ok((_, n)) => Ok(n),
+        Err(CopyError::Read(e) | CopyError::Write(e)) => Err(e),
+    }
 }
 
 fn entry_name<R: Read>(entry: &tar::Entry<R>, bundle: &Path) -> Result<String> {

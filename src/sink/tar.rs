@@ -161,6 +161,7 @@ impl<R: Read> CheckedReader<R> {
 
 impl<R: Read> Read for CheckedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::interrupt::check_io()?;
         // Never read past the declared size: a longer file is caught below.
         let room = (self.size + 1 - self.seen).min(buf.len() as u64) as usize;
         let n = self.inner.read(&mut buf[..room])?;
