@@ -34,12 +34,17 @@ TLS: Mozilla's roots plus the *.crt files of --cert-dir (default
 --tls-verify=false any certificate is accepted, and plain http is tried when
 https fails (write DEST as http://HOST to go straight to http).
 
+Connection errors, stalls (no byte moved for --timeout), 5xx and 429 are tried
+again --retries times, after the Retry-After the registry names (at most 60 s)
+or 0.5 s, 1 s, 2 s... Ctrl-C stops at once: requests in flight are ended.
+
 Examples:
   regkit push /var/lib/registry harbor.example.com --dest-prefix migrated/ --creds admin:Harbor12345
   regkit push /var/lib/registry 127.0.0.1:5000 team/app:v1 --tls-verify=false
   regkit push /var/lib/registry harbor.example.com/proj --list release.list -j 8 --json
 
-Exit codes: 0 ok, 1 an image failed (all the others are still pushed), 2 usage.";
+Exit codes: 0 ok, 1 an image failed (all the others are still pushed), 2 usage,
+130 interrupted.";
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
@@ -71,9 +76,12 @@ pub struct PushArgs {
     /// A folder of *.crt CA files (and a client *.cert/*.key pair) for DEST.
     #[arg(long, value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
-    /// Tries again after a connection error, a 5xx or a 429, up to N times.
+    /// Tries again after a connection error, a stall, a 5xx or a 429, up to N times.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub retries: u32,
+    /// A transfer that moves no byte for this long fails (and is retried): 60s, 2m, 90.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
     /// Blobs larger than this are sent in PATCH chunks of this size.
     #[arg(long, default_value = "16MiB", value_name = "SIZE", value_parser = parse_size)]
     pub chunk_size: u64,
@@ -83,6 +91,22 @@ pub struct PushArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `60s`, `2m`, `1m30s`, or seconds: `90`.
+pub fn parse_timeout(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = s.trim();
+    let d = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.parse()
+            .map(std::time::Duration::from_secs)
+            .map_err(|_| format!("`{s}` is not a duration"))?
+    } else {
+        crate::gc::time::parse_duration(t)?
+    };
+    if d.is_zero() {
+        return Err("the timeout must be at least 1s".into());
+    }
+    Ok(d)
 }
 
 /// `16MiB`, `8M`, `512k`, `40000`.
@@ -128,6 +152,7 @@ pub fn run(args: &PushArgs, quiet: bool) -> Result<ExitCode> {
             creds,
             retries: args.retries,
             connections: args.jobs,
+            timeout: args.timeout,
         },
         jobs: args.jobs,
         chunk_size: args.chunk_size,
@@ -354,5 +379,17 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("x").is_err());
         assert!(parse_size("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn parses_timeouts() {
+        use super::parse_timeout;
+        use std::time::Duration;
+        assert_eq!(parse_timeout("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_timeout("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("soon").is_err());
     }
 }

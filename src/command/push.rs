@@ -2,7 +2,7 @@
 //! what the destination already holds is skipped.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -80,13 +80,11 @@ pub fn run(root: &Path, req: &Request, opts: &PushOptions) -> Result<PushOutcome
     let client = Client::connect(&dest.host, dest.scheme, &opts.client)?;
     let total: u64 = jobs.iter().map(Job::bytes).sum();
     let progress = Progress::bytes(total, &format!("0/{} images", jobs.len()), opts.quiet);
-    let sent = AtomicU64::new(0);
     let ctx = Context {
         client: &client,
         store: &store,
         chunk_size: opts.chunk_size,
         progress: &progress,
-        sent: &sent,
         blobs: Default::default(),
         manifests: Default::default(),
     };
@@ -103,7 +101,7 @@ pub fn run(root: &Path, req: &Request, opts: &PushOptions) -> Result<PushOutcome
         progress.set_message(&format!(
             "{n}/{} images, {} sent",
             jobs.len(),
-            human_bytes(sent.load(Ordering::Relaxed))
+            human_bytes(client.bytes_sent())
         ));
         r
     };
@@ -128,7 +126,7 @@ pub fn run(root: &Path, req: &Request, opts: &PushOptions) -> Result<PushOutcome
         failures,
         base: Some(client.base.clone()),
         auth: Some(client.auth_mode()),
-        bytes_sent: sent.load(Ordering::Relaxed),
+        bytes_sent: client.bytes_sent(),
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::error::Error;
-use crate::remote::client::{missing_project, Client};
+use crate::remote::client::Client;
+use crate::remote::error::missing_project;
 use crate::remote::error::RemoteError;
 
 /// Answers per project, asked once per run.

@@ -4,8 +4,6 @@
 //! manifest by tag (which stores it by digest too), with the exact stored
 //! bytes and the stored media type.
 
-use std::sync::atomic::AtomicU64;
-
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -15,7 +13,7 @@ use crate::media;
 use crate::progress::Progress;
 use crate::push::claims::Claims;
 use crate::push::plan::Job;
-use crate::push::upload::{Blobs, Fate, Uploader};
+use crate::push::upload::{stored_as, Blobs, Fate, Uploader};
 use crate::remote::auth::Scope;
 use crate::remote::client::{Body, Client};
 use crate::remote::error::RemoteError;
@@ -28,7 +26,6 @@ pub struct Context<'a> {
     pub store: &'a Store,
     pub chunk_size: u64,
     pub progress: &'a Progress,
-    pub sent: &'a AtomicU64,
     pub blobs: Blobs,
     /// (repository, digest) of manifests: whether known to be there.
     pub manifests: Claims<(String, Digest), bool>,
@@ -84,7 +81,6 @@ pub fn push(ctx: &Context, job: &Job) -> Result<ImageReport> {
         store: ctx.store,
         chunk_size: ctx.chunk_size,
         progress: ctx.progress,
-        sent: ctx.sent,
     };
     let fates: Vec<(Fate, u64)> = job
         .image
@@ -178,34 +174,27 @@ fn put_manifest(ctx: &Context, repo: &str, m: &ManifestItem, reference: &str) ->
     let url = ctx.client.url(&format!("/v2/{repo}/manifests/{reference}"));
     let scope = Scope::push(repo);
     let r = ctx.client.retrying(|| {
-        ctx.client.send(
+        let r = ctx.client.send(
             "PUT",
             &url,
             &scope,
             &[("content-type", media_type)],
             Body::Bytes(&bytes),
-        )
-    })?;
-    if r.status != 201 {
-        let e = ctx.client.unexpected("PUT", &url, &scope, &r);
-        return Err(match m.node.manifest.kind {
-            media::ManifestKind::DockerSchema1 { .. } => Error::invalid(format!(
-                "{e} (storage keeps schema1 manifests without their signature; registries accept only signed schema1, and Harbor 2.x none)"
-            )),
-            _ => e,
-        });
-    }
-    if let Some(stored) = r.header("docker-content-digest") {
-        if stored != m.digest.as_str() {
-            return Err(RemoteError::Protocol {
-                url,
-                message: format!(
-                    "the registry stored the manifest as {stored}, not {}: it changed the bytes",
-                    m.digest
-                ),
-            }
-            .into_error());
+        )?;
+        match r.status {
+            201 => Ok(r),
+            // A 5xx or 429 is tried again.
+            _ => Err(ctx.client.unexpected("PUT", &url, &scope, &r)),
         }
-    }
-    Ok(())
+    });
+    let r = r.map_err(|e| match (m.node.manifest.kind, e.root()) {
+        (
+            media::ManifestKind::DockerSchema1 { .. },
+            Error::Remote(RemoteError::Status { status, .. }),
+        ) if (400..500).contains(status) => Error::invalid(format!(
+            "{e} (storage keeps schema1 manifests without their signature; registries accept only signed schema1, and Harbor 2.x none)"
+        )),
+        _ => e,
+    })?;
+    stored_as(&url, &r, &m.digest, "manifest")
 }

@@ -5,7 +5,6 @@
 
 use std::io::{self, Read};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
@@ -49,8 +48,6 @@ pub struct Uploader<'a> {
     /// Blobs larger than this go in PATCH chunks of this size.
     pub chunk_size: u64,
     pub progress: &'a Progress,
-    /// Bytes put on the wire, for the whole run.
-    pub sent: &'a AtomicU64,
 }
 
 impl Blobs {
@@ -172,7 +169,7 @@ impl Uploader<'_> {
             src.finish(blob)?;
         }
         match r.status {
-            201 => Ok(()),
+            201 => stored_as(&url, &r, &blob.digest, "blob"),
             _ => Err(self.client.unexpected("PUT", &url, &scope, &r)),
         }
     }
@@ -223,7 +220,7 @@ impl Uploader<'_> {
             .client
             .send("PUT", &url, &scope, &[], Body::Bytes(&[]))?;
         match r.status {
-            201 => Ok(()),
+            201 => stored_as(&url, &r, &blob.digest, "blob"),
             _ => Err(self.client.unexpected("PUT", &url, &scope, &r)),
         }
     }
@@ -236,13 +233,13 @@ impl Uploader<'_> {
             failed: None,
             path: self.store.display(&Spec::BlobData(&blob.digest)),
             progress: self.progress,
-            sent: self.sent,
         })
     }
 }
 
 /// A blob streamed from storage: hashed and counted as it is read; a read
 /// error is kept so that it is reported as local, not as a network failure.
+/// Ctrl-C stops it at the next buffer.
 struct Source<'a> {
     inner: Box<dyn Read + Send>,
     hasher: Option<Hasher>,
@@ -250,19 +247,18 @@ struct Source<'a> {
     failed: Option<io::Error>,
     path: PathBuf,
     progress: &'a Progress,
-    sent: &'a AtomicU64,
 }
 
 impl Read for Source<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.inner.read(buf) {
+        let r = crate::interrupt::check_io().and_then(|()| self.inner.read(buf));
+        match r {
             Ok(n) => {
                 if let Some(h) = &mut self.hasher {
                     h.update(&buf[..n]);
                 }
                 self.read += n as u64;
                 self.progress.inc(n as u64);
-                self.sent.fetch_add(n as u64, Ordering::Relaxed);
                 Ok(n)
             }
             Err(e) => {
@@ -309,6 +305,23 @@ impl Source<'_> {
             });
         }
         Ok(())
+    }
+}
+
+/// After a `201 Created`: the digest the registry says it stored
+/// (`Docker-Content-Digest`, when it says one) must be the one sent; a
+/// registry or proxy that changed the bytes is an error, for blobs as for
+/// manifests.
+pub fn stored_as(url: &str, r: &Reply, expected: &Digest, what: &str) -> Result<()> {
+    match r.header("docker-content-digest") {
+        Some(stored) if stored != expected.as_str() => Err(RemoteError::Protocol {
+            url: url.into(),
+            message: format!(
+                "the registry stored the {what} as {stored}, not {expected}: it changed the bytes"
+            ),
+        }
+        .into_error()),
+        _ => Ok(()),
     }
 }
 

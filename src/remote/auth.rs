@@ -1,15 +1,16 @@
 //! Authentication as registries do it: anonymous, Basic, and the Bearer
 //! token flow announced by `WWW-Authenticate` (realm, service, scope), with
-//! one token per scope reused until it nears expiry.
+//! one token per scope (pull, or pull and push) reused until it nears
+//! expiry.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::remote::client::{exchange, missing_project, Body, Reply};
+use crate::remote::client::{exchange, Body, Reply};
 pub use crate::remote::creds::Credentials;
-use crate::remote::error::RemoteError;
+use crate::remote::error::{missing_project, RemoteError};
 
 /// A parsed `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,18 +81,55 @@ fn parse_params(s: &str) -> HashMap<String, String> {
     out
 }
 
-/// What a request needs access to: push and pull on `repo`, and pull on
-/// `from` for a cross-repository mount.
+/// What a request does to a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads: manifests and blobs.
+    Pull,
+    /// Reads and writes.
+    Push,
+}
+
+impl Access {
+    /// The actions of a token scope.
+    pub fn actions(self) -> &'static str {
+        match self {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        }
+    }
+
+    /// For "denied ... `repo`".
+    pub fn denied(self) -> &'static str {
+        match self {
+            Access::Pull => "pull from",
+            Access::Push => "push to",
+        }
+    }
+}
+
+/// What a request needs access to: pull (or push and pull) on `repo`, and
+/// pull on `from` for a cross-repository mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     pub repo: String,
+    pub access: Access,
     pub from: Option<String>,
 }
 
 impl Scope {
+    pub fn pull(repo: &str) -> Scope {
+        Scope {
+            repo: repo.into(),
+            access: Access::Pull,
+            from: None,
+        }
+    }
+
     pub fn push(repo: &str) -> Scope {
         Scope {
             repo: repo.into(),
+            access: Access::Push,
             from: None,
         }
     }
@@ -99,14 +137,19 @@ impl Scope {
     pub fn mount(repo: &str, from: &str) -> Scope {
         Scope {
             repo: repo.into(),
+            access: Access::Push,
             from: Some(from.into()).filter(|f: &String| f != repo),
         }
     }
 
-    /// The token scopes: `repository:<repo>:pull,push` (and
+    /// The token scopes: `repository:<repo>:pull` or `...:pull,push` (and
     /// `repository:<from>:pull`).
     pub fn strings(&self) -> Vec<String> {
-        let mut v = vec![format!("repository:{}:pull,push", self.repo)];
+        let mut v = vec![format!(
+            "repository:{}:{}",
+            self.repo,
+            self.access.actions()
+        )];
         if let Some(f) = &self.from {
             v.push(format!("repository:{f}:pull"));
         }
@@ -211,6 +254,7 @@ impl Auth {
                         "unauthorized, with no usable WWW-Authenticate challenge: {}",
                         reply.message()
                     ),
+                    retry_after: None,
                 }
                 .into_error()
             })?;
@@ -265,6 +309,7 @@ impl Auth {
             },
             (_, Some(_)) => RemoteError::Denied {
                 host: self.host.clone(),
+                access: scope.access,
                 repo: scope.repo.clone(),
                 project: scope.project(),
                 message,
@@ -277,7 +322,7 @@ impl Auth {
     /// Basic against `/v2/`, Bearer by asking the realm for a token with no
     /// scope.
     pub fn login(&self, agent: &ureq::Agent, base: &str, ping: &Reply) -> Result<()> {
-        let scope = Scope::push("");
+        let scope = Scope::pull("");
         self.challenged(ping, &scope, None)?;
         let mode = self.mode.read().expect("not poisoned").clone();
         match mode {
@@ -289,13 +334,7 @@ impl Auth {
                 match r.status {
                     200 => Ok(()),
                     401 => Err(self.refused(&r, &scope)),
-                    s => Err(RemoteError::Status {
-                        method: "GET".into(),
-                        url,
-                        status: s,
-                        message: r.message(),
-                    }
-                    .into_error()),
+                    _ => Err(RemoteError::status("GET", &url, &r).into_error()),
                 }
             }
             Mode::Bearer { realm, service } => {
@@ -345,7 +384,7 @@ impl Auth {
                 }
                 .into_error())
             }
-            s => {
+            _ => {
                 let message = r.message();
                 return Err(match missing_project(&message) {
                     Some(project) => RemoteError::ProjectMissing {
@@ -353,12 +392,7 @@ impl Auth {
                         project,
                         message,
                     },
-                    None => RemoteError::Status {
-                        method: "GET".into(),
-                        url: realm.into(),
-                        status: s,
-                        message,
-                    },
+                    None => RemoteError::status("GET", realm, &r),
                 }
                 .into_error());
             }
@@ -439,6 +473,7 @@ mod tests {
             ["repository:p/a:pull,push", "repository:p/b:pull"]
         );
         assert_eq!(Scope::mount("p/a", "p/a").strings().len(), 1);
+        assert_eq!(Scope::pull("p/a").strings(), ["repository:p/a:pull"]);
         assert_eq!(Scope::push("p/a").project().as_deref(), Some("p"));
         assert_eq!(Scope::push("a").project(), None);
         assert_eq!(

@@ -1,18 +1,25 @@
-//! A blocking HTTP client for one destination registry (ureq, rustls):
-//! `/v2/` ping with the https → http fallback, authorization on every
-//! request, and retries with exponential backoff around whole operations.
+//! A blocking HTTP client for one registry (ureq, rustls), as
+//! go-containerregistry's `remote/transport` is: a `/v2/` ping with the
+//! https → http fallback, authorization on every request, retries around
+//! whole operations, and bodies streamed both ways (a request body from any
+//! reader of known length; a reply body read as a stream with
+//! [`Client::open`], or read whole when small).
+//!
+//! Nothing waits forever: a transfer that moves no byte for
+//! [`ClientOptions::timeout`] fails (and is retried), and Ctrl-C shuts every
+//! connection of the client at once, so requests in flight end promptly.
 
-use std::io::Read;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ureq::http;
 
 use crate::error::{Error, Result};
+use crate::interrupt;
 use crate::remote::auth::{Auth, Credentials, Scope};
-use crate::remote::error::RemoteError;
-use crate::remote::tls;
-use crate::remote::Scheme;
+use crate::remote::error::{missing_project, RemoteError};
+use crate::remote::{retry, tls, Scheme};
 
 /// How to talk to the destination.
 #[derive(Debug, Clone)]
@@ -25,7 +32,12 @@ pub struct ClientOptions {
     pub retries: u32,
     /// Connections kept open (one per worker).
     pub connections: usize,
+    /// A transfer that sends or receives no byte for this long fails.
+    pub timeout: Duration,
 }
+
+/// The stall timeout when none is given.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A request body.
 pub enum Body<'a> {
@@ -35,8 +47,8 @@ pub enum Body<'a> {
     Stream(&'a mut dyn Read, u64),
 }
 
-/// A response, with its body read (error documents and tokens are small;
-/// nothing large is ever downloaded).
+/// A response, with its body read: API answers, error documents and tokens,
+/// which are small (a blob is read with [`Client::open`]).
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
@@ -90,17 +102,101 @@ impl Reply {
     }
 }
 
-/// Sends one request and reads the reply. Connection and TLS failures
-/// become [`RemoteError`]s; a local read error of a streamed body is
-/// reported by the caller that owns the stream.
-pub fn exchange(
+/// The largest reply body read whole.
+const SMALL_BODY: u64 = 4 << 20;
+
+/// A response whose body is still on the wire, to be read as a stream.
+pub struct Response {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    url: String,
+    body: ureq::Body,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as a reader: every read is bounded by the stall timeout and
+    /// stops at Ctrl-C; its errors name the URL.
+    pub fn into_reader(self) -> BodyReader {
+        BodyReader {
+            url: self.url,
+            inner: self.body.into_reader(),
+        }
+    }
+
+    /// Reads the body whole (at most 4 MiB: error documents, tokens, API
+    /// answers).
+    pub fn into_reply(mut self, method: &str) -> Result<Reply> {
+        let body = if method == "HEAD" {
+            Vec::new()
+        } else {
+            self.body
+                .with_config()
+                .limit(SMALL_BODY)
+                .read_to_vec()
+                .map_err(|e| transport_error(method, &self.url, e))?
+        };
+        Ok(Reply {
+            status: self.status,
+            headers: self.headers,
+            body,
+        })
+    }
+}
+
+/// A reply body streamed from the registry.
+pub struct BodyReader {
+    url: String,
+    inner: ureq::BodyReader<'static>,
+}
+
+impl BodyReader {
+    /// The error of a read of this body, as the crate reports it.
+    pub fn error(&self, e: io::Error) -> Error {
+        if interrupt::interrupted() || interrupt::is_io_error(&e) {
+            return Error::Interrupted;
+        }
+        match e.get_ref().and_then(|i| i.downcast_ref::<ureq::Error>()) {
+            Some(u) => transport_error("GET", &self.url, clone_error(u)),
+            None => RemoteError::Unreachable {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            }
+            .into_error(),
+        }
+    }
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        interrupt::check_io()?;
+        self.inner.read(buf)
+    }
+}
+
+/// ureq's errors are not `Clone`; the kinds [`transport_error`] tells apart
+/// are rebuilt, the rest kept as text.
+fn clone_error(e: &ureq::Error) -> ureq::Error {
+    match e {
+        ureq::Error::Timeout(t) => ureq::Error::Timeout(*t),
+        e => ureq::Error::Io(io::Error::other(e.to_string())),
+    }
+}
+
+/// Sends one request; the reply's body is left on the wire. Connection,
+/// TLS and stall failures become [`RemoteError`]s; a local read error of a
+/// streamed request body is reported by the caller that owns the stream.
+pub fn call(
     agent: &ureq::Agent,
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
     authorization: Option<&str>,
     body: Body<'_>,
-) -> Result<Reply> {
+) -> Result<Response> {
     let mut b = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         b = b.header(*k, *v);
@@ -127,27 +223,33 @@ pub fn exchange(
                 .map_err(built)?,
         ),
     };
-    let mut response = sent.map_err(|e| transport_error(url, e))?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = if method == "HEAD" {
-        Vec::new()
-    } else {
-        response
-            .body_mut()
-            .with_config()
-            .limit(4 << 20)
-            .read_to_vec()
-            .map_err(|e| transport_error(url, e))?
-    };
-    Ok(Reply {
-        status,
-        headers,
+    let response = sent.map_err(|e| transport_error(method, url, e))?;
+    let (parts, body) = response.into_parts();
+    Ok(Response {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        url: url.into(),
         body,
     })
 }
 
-fn transport_error(url: &str, e: ureq::Error) -> Error {
+/// Sends one request and reads the (small) reply.
+pub fn exchange(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    authorization: Option<&str>,
+    body: Body<'_>,
+) -> Result<Reply> {
+    call(agent, method, url, headers, authorization, body)?.into_reply(method)
+}
+
+fn transport_error(method: &str, url: &str, e: ureq::Error) -> Error {
+    if interrupt::interrupted() {
+        // Ctrl-C shut the connection down; that is why it failed.
+        return Error::Interrupted;
+    }
     let host = url
         .split("://")
         .nth(1)
@@ -163,6 +265,14 @@ fn transport_error(url: &str, e: ureq::Error) -> Error {
             host,
             reason: io.to_string(),
         },
+        ureq::Error::Timeout(t @ (ureq::Timeout::PerRead | ureq::Timeout::PerWrite)) => {
+            RemoteError::Stalled {
+                method: method.into(),
+                url: url.into(),
+                sending: *t == ureq::Timeout::PerWrite,
+                after: Duration::ZERO,
+            }
+        }
         _ => RemoteError::Unreachable {
             url: url.into(),
             reason: e.to_string(),
@@ -186,15 +296,21 @@ pub struct Client {
     pub host: String,
     auth: Auth,
     retries: u32,
+    timeout: Duration,
     /// Set once an operation found the registry unreachable after every
     /// retry; later operations are not tried.
     down: AtomicBool,
+    /// Request body bytes put on the wire, every try counted.
+    sent: AtomicU64,
+    /// Shuts the agent's connections down on Ctrl-C.
+    _watch: interrupt::Watch,
 }
 
 impl Client {
     /// Pings `/v2/` of `host` (https, then http when `--tls-verify=false`
     /// and no scheme is named) and checks the credentials, once, before any
-    /// work.
+    /// work. The ping is retried like any request (a 503 while the registry
+    /// starts is not "no registry here").
     pub fn connect(host: &str, scheme: Option<Scheme>, opts: &ClientOptions) -> Result<Client> {
         let dirs = match &opts.cert_dir {
             Some(d) => vec![d.clone()],
@@ -207,10 +323,14 @@ impl Client {
             .max_idle_connections_per_host(opts.connections.max(1) * 2)
             .max_idle_connections(opts.connections.max(1) * 4)
             .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(300)))
+            // A stalled transfer, not a slow one: each read and write of the
+            // connection gets the whole timeout again.
+            .timeout_per_read(Some(opts.timeout))
+            .timeout_per_write(Some(opts.timeout))
             .user_agent(concat!("regkit/", env!("CARGO_PKG_VERSION")))
             .build();
         let agent = ureq::Agent::new_with_config(config);
+        let watched = agent.clone();
         let schemes = match scheme {
             Some(s) => vec![s],
             None if !opts.tls_verify => vec![Scheme::Https, Scheme::Http],
@@ -222,21 +342,33 @@ impl Client {
             host: host.to_string(),
             auth: Auth::new(host, opts.creds.clone()),
             retries: opts.retries,
+            timeout: opts.timeout,
             down: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
+            _watch: interrupt::watch(move || watched.shutdown()),
         };
         let mut first_err: Option<Error> = None;
         for (i, scheme) in schemes.iter().enumerate() {
             client.base = format!("{}://{host}", scheme.as_str());
             let url = client.url("/v2/");
-            let ping =
-                client.retrying(|| exchange(&client.agent, "GET", &url, &[], None, Body::Empty));
+            let ping = client.retrying(|| {
+                let r = exchange(&client.agent, "GET", &url, &[], None, Body::Empty)?;
+                match r.status {
+                    s if s >= 500 || s == 429 => {
+                        Err(RemoteError::status("GET", &url, &r).into_error())
+                    }
+                    _ => Ok(r),
+                }
+            });
             match ping {
                 Ok(reply) => return client.after_ping(reply, &url),
-                Err(e) if i + 1 < schemes.len() => {
+                // Only a registry that cannot be talked to over https is
+                // tried over http; one that answers is speaking https.
+                Err(e) if i + 1 < schemes.len() && no_answer(&e) => {
                     first_err.get_or_insert(e);
                     client.down.store(false, Ordering::Relaxed);
                 }
-                Err(e) => return Err(first_err.unwrap_or(e)),
+                Err(e) => return Err(first_err.filter(|_| no_answer(&e)).unwrap_or(e)),
             }
         }
         unreachable!("at least one scheme is tried")
@@ -285,9 +417,16 @@ impl Client {
         self.auth.tokens_fetched()
     }
 
-    /// Sends an authorized request for `scope`. A 401 is answered once (new
-    /// token, or Basic credentials), then it is an error: wrong credentials
-    /// or no right to push are never retried.
+    /// Request body bytes put on the wire so far, every try counted: a
+    /// streamed body's bytes once the connection took them (ureq asked for
+    /// more, or the registry answered), a buffered body's once answered.
+    pub fn bytes_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Sends an authorized request for `scope` and reads its (small) reply.
+    /// A 401 is answered once (new token, or Basic credentials), then it is
+    /// an error: wrong credentials or missing rights are never retried.
     pub fn send(
         &self,
         method: &str,
@@ -296,11 +435,20 @@ impl Client {
         headers: &[(&str, &str)],
         body: Body<'_>,
     ) -> Result<Reply> {
-        if let Body::Stream(..) = body {
+        if let Body::Stream(reader, len) = body {
             // A stream cannot be sent twice: authorize first (the POST
             // that opened the upload already did), then one try.
             let auth = self.auth.header(&self.agent, scope)?;
-            let r = exchange(&self.agent, method, url, headers, auth.as_deref(), body)?;
+            let mut tally = Tally {
+                inner: reader,
+                taken: 0,
+                pending: 0,
+            };
+            let body = Body::Stream(&mut tally, len);
+            let r = exchange(&self.agent, method, url, headers, auth.as_deref(), body);
+            let taken = tally.taken + if r.is_ok() { tally.pending } else { 0 };
+            self.sent.fetch_add(taken, Ordering::Relaxed);
+            let r = r?;
             if r.status == 401 {
                 self.auth.challenged(&r, scope, auth.as_deref())?;
             }
@@ -310,14 +458,42 @@ impl Client {
             Body::Bytes(b) => Some(b),
             _ => None,
         };
+        self.authorized(method, url, scope, headers, bytes)?
+            .into_reply(method)
+    }
+
+    /// Sends an authorized bodiless request (a GET of a blob or manifest)
+    /// and leaves the reply's body on the wire, to be read as a stream.
+    /// 401s are answered as by [`Client::send`].
+    pub fn open(
+        &self,
+        method: &str,
+        url: &str,
+        scope: &Scope,
+        headers: &[(&str, &str)],
+    ) -> Result<Response> {
+        self.authorized(method, url, scope, headers, None)
+    }
+
+    fn authorized(
+        &self,
+        method: &str,
+        url: &str,
+        scope: &Scope,
+        headers: &[(&str, &str)],
+        bytes: Option<&[u8]>,
+    ) -> Result<Response> {
         let mut answered = false;
         loop {
             let auth = self.auth.header(&self.agent, scope)?;
             let body = bytes.map_or(Body::Empty, Body::Bytes);
-            let r = exchange(&self.agent, method, url, headers, auth.as_deref(), body)?;
+            let r = call(&self.agent, method, url, headers, auth.as_deref(), body)?;
+            let len = bytes.map_or(0, <[u8]>::len);
+            self.sent.fetch_add(len as u64, Ordering::Relaxed);
             if r.status != 401 {
                 return Ok(r);
             }
+            let r = r.into_reply(method)?;
             if answered {
                 return Err(self.auth.refused(&r, scope));
             }
@@ -326,10 +502,11 @@ impl Client {
         }
     }
 
-    /// Runs an operation, trying again after 0.5 s, 1 s, 2 s ... (at most
-    /// 8 s) while it fails with a connection error, a 5xx or a 429. Once an
-    /// operation found the registry unreachable every time, the later ones
-    /// fail at once.
+    /// Runs an operation, trying again while it fails with a connection
+    /// error, a stall, a 5xx or a 429: after the `Retry-After` the registry
+    /// asked for, else 0.5 s, 1 s, 2 s ... (at most 8 s); Ctrl-C ends the
+    /// wait. Once an operation found the registry unreachable every time,
+    /// the later ones fail at once.
     pub fn retrying<T>(&self, mut op: impl FnMut() -> Result<T>) -> Result<T> {
         let mut attempt = 0;
         loop {
@@ -339,22 +516,43 @@ impl Client {
                 }
                 .into_error());
             }
-            crate::interrupt::check()?;
-            match op() {
+            interrupt::check()?;
+            match op().map_err(|e| self.with_timeout(e)) {
                 Err(e) if transient(&e) && attempt < self.retries => {
-                    let pause = Duration::from_millis(500u64 << attempt.min(4));
-                    std::thread::sleep(pause);
+                    let asked = match e.root() {
+                        Error::Remote(r) => r.retry_after(),
+                        _ => None,
+                    };
+                    interrupt::sleep(retry::pause(attempt, asked))?;
                     attempt += 1;
                 }
                 Err(e) => {
-                    if matches!(e.root(), Error::Remote(r) if matches!(r, RemoteError::Unreachable { .. }))
-                    {
+                    if unreachable(&e) {
                         self.down.store(true, Ordering::Relaxed);
                     }
                     return Err(e);
                 }
                 ok => return ok,
             }
+        }
+    }
+
+    /// A stall says how long it waited.
+    fn with_timeout(&self, e: Error) -> Error {
+        match e {
+            Error::Remote(RemoteError::Stalled {
+                method,
+                url,
+                sending,
+                ..
+            }) => RemoteError::Stalled {
+                method,
+                url,
+                sending,
+                after: self.timeout,
+            }
+            .into_error(),
+            e => e,
         }
     }
 
@@ -387,18 +585,32 @@ impl Client {
         match r.status {
             403 => RemoteError::Denied {
                 host: self.host.clone(),
+                access: scope.access,
                 repo: scope.repo.clone(),
                 project: scope.project(),
                 message,
             },
-            status => RemoteError::Status {
-                method: method.into(),
-                url: url.into(),
-                status,
-                message,
-            },
+            _ => RemoteError::status(method, url, r),
         }
         .into_error()
+    }
+}
+
+/// A request body that counts what the connection took: ureq writes each
+/// chunk it read before it reads the next, so a chunk counts once the next
+/// is asked for, or once the registry answered.
+struct Tally<'a> {
+    inner: &'a mut dyn Read,
+    taken: u64,
+    pending: u64,
+}
+
+impl Read for Tally<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.taken += std::mem::take(&mut self.pending);
+        let n = self.inner.read(buf)?;
+        self.pending = n as u64;
+        Ok(n)
     }
 }
 
@@ -409,19 +621,18 @@ fn transient(e: &Error) -> bool {
     }
 }
 
-/// Harbor says `project <name> not found` when pushing into a project that
-/// does not exist.
-pub fn missing_project(message: &str) -> Option<String> {
-    let lower = message.to_ascii_lowercase();
-    let start = lower.find("project ")? + "project ".len();
-    let rest = &message[start..];
-    let name = rest.split_whitespace().next()?;
-    let after = lower[start + name.len()..].trim_start();
-    if !(after.starts_with("not found") || after.starts_with("does not exist")) {
-        return None;
-    }
-    let name = name.trim_matches(|c: char| matches!(c, '\'' | '"' | '`'));
-    (!name.is_empty()).then(|| name.to_string())
+/// The registry gave no HTTP answer: connection, TLS or stall failures.
+fn no_answer(e: &Error) -> bool {
+    matches!(
+        e.root(),
+        Error::Remote(
+            RemoteError::Tls { .. } | RemoteError::Unreachable { .. } | RemoteError::Stalled { .. }
+        )
+    )
+}
+
+fn unreachable(e: &Error) -> bool {
+    matches!(e.root(), Error::Remote(r) if r.is_unreachable())
 }
 
 #[cfg(test)]
@@ -450,20 +661,110 @@ mod tests {
         assert_eq!(reply(500, "boom\n").message(), "boom");
     }
 
+    /// Writes one reply to the connection of a request.
+    type Answer = Box<dyn FnOnce(&mut std::net::TcpStream) + Send>;
+
+    /// Serves `answers` on a loopback port, one connection per request.
+    fn serve(answers: Vec<Answer>) -> String {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for answer in answers {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut lines = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                while lines.read_line(&mut line).unwrap() > 2 {
+                    line.clear();
+                }
+                answer(&mut s);
+            }
+        });
+        host
+    }
+
+    fn options() -> ClientOptions {
+        ClientOptions {
+            tls_verify: true,
+            cert_dir: None,
+            creds: None,
+            retries: 0,
+            connections: 1,
+            timeout: Duration::from_secs(20),
+        }
+    }
+
     #[test]
-    fn finds_harbor_missing_projects() {
-        assert_eq!(
-            missing_project("NOT_FOUND: project migr not found").as_deref(),
-            Some("migr")
+    fn streams_a_blob_body_before_it_has_all_arrived() {
+        use std::io::Write;
+        const FIRST: usize = 64 << 10;
+        const TOTAL: usize = 4 << 20;
+        let (got_first, wait) = std::sync::mpsc::channel::<()>();
+        let (done, streamed) = std::sync::mpsc::channel::<bool>();
+        let host = serve(vec![
+            Box::new(|s| {
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+                    .unwrap();
+            }),
+            Box::new(move |s| {
+                write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {TOTAL}\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+                s.write_all(&[7u8; FIRST]).unwrap();
+                s.flush().unwrap();
+                // The rest only once the client has read the start: a
+                // client that buffers whole bodies never gets here in time.
+                let before = wait.recv_timeout(Duration::from_secs(10)).is_ok();
+                s.write_all(&vec![7u8; TOTAL - FIRST]).unwrap();
+                done.send(before).unwrap();
+            }),
+        ]);
+        let client = Client::connect(&host, Some(Scheme::Http), &options()).unwrap();
+        let url = client.url("/v2/r/blobs/sha256:x");
+        let r = client.open("GET", &url, &Scope::pull("r"), &[]).unwrap();
+        assert_eq!(r.status, 200);
+        let mut body = r.into_reader();
+        let mut start = vec![0u8; FIRST];
+        body.read_exact(&mut start).unwrap();
+        got_first.send(()).unwrap();
+        let mut rest = Vec::new();
+        body.read_to_end(&mut rest).unwrap();
+        assert_eq!(start.len() + rest.len(), TOTAL);
+        assert!(
+            streamed.recv().unwrap(),
+            "the first bytes were read before the rest was sent"
         );
-        assert_eq!(
-            missing_project("unknown: project 'team' not found: project team not found").as_deref(),
-            Some("team")
+    }
+
+    #[test]
+    fn a_reply_that_stops_coming_is_a_stall_naming_the_url() {
+        let host = serve(vec![
+            Box::new(|s| {
+                use std::io::Write;
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+                    .unwrap();
+            }),
+            Box::new(|_s| {
+                // Reads the request, never answers.
+                std::thread::sleep(Duration::from_secs(30));
+            }),
+        ]);
+        let opts = ClientOptions {
+            timeout: Duration::from_secs(1),
+            ..options()
+        };
+        let client = Client::connect(&host, Some(Scheme::Http), &opts).unwrap();
+        let url = client.url("/v2/r/manifests/1");
+        let e = client
+            .retrying(|| client.send("GET", &url, &Scope::pull("r"), &[], Body::Empty))
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains(&url) && text.contains("sent nothing for 1 s"),
+            "{text}"
         );
-        assert_eq!(
-            missing_project("NAME_UNKNOWN: repository name not known"),
-            None
-        );
-        assert_eq!(missing_project("project quota exceeded"), None);
+        assert!(e.help().unwrap().contains("--timeout"));
     }
 }

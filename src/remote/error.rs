@@ -1,11 +1,26 @@
-//! What a destination registry can answer that stops a push, each with what
-//! to do about it.
+//! What a registry can answer that stops the work, each with what to do
+//! about it.
+
+use std::time::Duration;
+
+use crate::remote::auth::Access;
 
 /// A failure talking to the destination registry.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RemoteError {
     #[error("cannot reach {url}: {reason}")]
     Unreachable { url: String, reason: String },
+
+    /// No byte came (or could be sent) for the stall timeout.
+    #[error("{method} {url}: the registry {} for {} s", if *sending { "took no byte" } else { "sent nothing" }, seconds(after))]
+    Stalled {
+        method: String,
+        url: String,
+        /// Stuck sending the request (the registry read nothing), rather
+        /// than waiting for its answer.
+        sending: bool,
+        after: Duration,
+    },
 
     #[error("TLS with {host} failed: {reason}")]
     Tls { host: String, reason: String },
@@ -20,9 +35,10 @@ pub enum RemoteError {
     #[error("{host} asks for credentials and none were found")]
     NoCredentials { host: String },
 
-    #[error("{host} denied push to `{repo}`: {message}")]
+    #[error("{host} denied {} `{repo}`: {message}", access.denied())]
     Denied {
         host: String,
+        access: Access,
         repo: String,
         /// The first path component of the repository (Harbor's project).
         project: Option<String>,
@@ -36,12 +52,14 @@ pub enum RemoteError {
         message: String,
     },
 
-    #[error("{method} {url} answered {status}: {message}")]
+    #[error("{method} {url} answered {status}: {message}{}", retry_after.map(|d| format!(" (it asked to wait {} s)", d.as_secs())).unwrap_or_default())]
     Status {
         method: String,
         url: String,
         status: u16,
         message: String,
+        /// The `Retry-After` of a 429 or 503.
+        retry_after: Option<Duration>,
     },
 
     #[error("{url}: {message}")]
@@ -51,6 +69,15 @@ pub enum RemoteError {
     /// was not tried.
     #[error("skipped: {host} stopped answering earlier in this run")]
     NotTried { host: String },
+}
+
+fn seconds(d: &Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s:.1}")
+    }
 }
 
 fn user_part(user: &Option<String>) -> String {
@@ -67,10 +94,22 @@ impl RemoteError {
         crate::Error::Remote(self)
     }
 
-    /// Worth trying again after a pause: connection failures, 5xx and 429.
+    /// `method url` answered `reply`, which was not what was asked for.
+    pub fn status(method: &str, url: &str, reply: &crate::remote::client::Reply) -> RemoteError {
+        RemoteError::Status {
+            method: method.into(),
+            url: url.into(),
+            status: reply.status,
+            message: reply.message(),
+            retry_after: crate::remote::retry::retry_after(reply),
+        }
+    }
+
+    /// Worth trying again after a pause: connection failures, stalls, 5xx
+    /// and 429.
     pub fn is_transient(&self) -> bool {
         match self {
-            RemoteError::Unreachable { .. } => true,
+            RemoteError::Unreachable { .. } | RemoteError::Stalled { .. } => true,
             // A 401 reaches here only for a streamed body, which cannot be
             // sent again with a renewed token inside one try.
             RemoteError::Status { status, .. } => {
@@ -80,12 +119,23 @@ impl RemoteError {
         }
     }
 
-    /// The destination is down (as opposed to refusing one request).
+    /// The registry is down or stuck (as opposed to refusing one request):
+    /// once every retry found it so, the rest of the run is not tried.
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            RemoteError::Unreachable { .. } | RemoteError::NotTried { .. }
+            RemoteError::Unreachable { .. }
+                | RemoteError::Stalled { .. }
+                | RemoteError::NotTried { .. }
         )
+    }
+
+    /// How long the registry asked to wait before trying again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RemoteError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 
     /// A hint on what to do about it.
@@ -99,6 +149,11 @@ impl RemoteError {
             RemoteError::NoCredentials { host } => format!(
                 "give --creds USER:PASS or --authfile FILE, or log in first with `skopeo login {host}`"
             ),
+            RemoteError::Stalled { after, .. } => format!(
+                "the registry (or a proxy in front of it) stopped moving data for {} s; --timeout gives it longer; run again to resume, what is already there is skipped",
+                seconds(after)
+            ),
+            RemoteError::Denied { access: Access::Pull, .. } => "the account needs pull rights on this repository".into(),
             RemoteError::Denied { project: Some(p), .. } => format!(
                 "the account needs push rights on this repository; on Harbor, the project `{p}` must exist and the account be at least a Developer in it (create the project `{p}` in Harbor first, or choose another with --dest-prefix / --map)"
             ),
@@ -112,5 +167,42 @@ impl RemoteError {
             }
             _ => return None,
         })
+    }
+}
+
+/// Harbor says `project <name> not found` when pushing into a project that
+/// does not exist (in registry errors and token service answers).
+pub fn missing_project(message: &str) -> Option<String> {
+    let lower = message.to_ascii_lowercase();
+    let start = lower.find("project ")? + "project ".len();
+    let rest = &message[start..];
+    let name = rest.split_whitespace().next()?;
+    let after = lower[start + name.len()..].trim_start();
+    if !(after.starts_with("not found") || after.starts_with("does not exist")) {
+        return None;
+    }
+    let name = name.trim_matches(|c: char| matches!(c, '\'' | '"' | '`'));
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_harbor_missing_projects() {
+        assert_eq!(
+            missing_project("NOT_FOUND: project migr not found").as_deref(),
+            Some("migr")
+        );
+        assert_eq!(
+            missing_project("unknown: project 'team' not found: project team not found").as_deref(),
+            Some("team")
+        );
+        assert_eq!(
+            missing_project("NAME_UNKNOWN: repository name not known"),
+            None
+        );
+        assert_eq!(missing_project("project quota exceeded"), None);
     }
 }

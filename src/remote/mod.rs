@@ -3,7 +3,9 @@
 //! go-containerregistry's `pkg/v1/remote/transport`:
 //!
 //! - [`client`]: HTTP (ureq, rustls), the `/v2/` ping with the https → http
-//!   fallback, authorization on every request, retries with backoff.
+//!   fallback, authorization on every request, bodies streamed both ways,
+//!   a stall timeout, Ctrl-C ending requests in flight.
+//! - [`retry`]: what is tried again, after how long (`Retry-After`).
 //! - [`auth`]: anonymous, Basic, and Bearer tokens per scope (pull, push).
 //! - [`creds`]: credentials from `--creds`, auth files and credential helpers.
 //! - [`tls`]: roots, `certs.d` folders, client certificates.
@@ -13,6 +15,7 @@ pub mod auth;
 pub mod client;
 pub mod creds;
 pub mod error;
+pub mod retry;
 pub mod tls;
 
 pub use error::RemoteError;
