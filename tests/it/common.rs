@@ -703,3 +703,24 @@ pub fn assert_serves_tags(root: &Path, f: &Fixture, except: &[&str]) {
 pub fn manifest_status(reg: &Registry, repo: &str, reference: &str) -> u16 {
     reg.get(&format!("/v2/{repo}/manifests/{reference}")).0
 }
+
+/// Sends SIGINT to a child, as Ctrl-C does.
+pub fn interrupt(child: &Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("send SIGINT");
+}
+
+/// Waits for a child to end; one still running after `patience` is a hang:
+/// it is killed and the test fails.
+pub fn wait_with_deadline(child: Child, patience: Duration) -> Output {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+    match rx.recv_timeout(patience) {
+        Ok(out) => out,
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("still running after {patience:?}: it hangs");
+        }
+    }
+}

@@ -12,6 +12,7 @@ mod fixtures;
 mod gc;
 mod import;
 mod inspect;
+mod interrupt;
 mod ls;
 mod overlap;
 mod push;

@@ -1,13 +1,18 @@
 //! `regkit push` against the real registry: no auth, Basic auth over TLS,
-//! the Bearer token flow with a token issuer, and the registry dying in
-//! the middle of a push. Every result is read back with skopeo or GETs.
+//! the Bearer token flow with a token issuer, the registry dying in the
+//! middle of a push, and a proxy in front of it that answers 503 and 429,
+//! changes digests or stalls. Every result is read back with skopeo or GETs.
 
 mod issuer;
+mod proxy;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use proxy::{Act, Proxy};
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -620,4 +625,246 @@ fn push_reports_each_refused_image_and_pushes_the_others() {
             assert_served(&reg, repo, tag, &digest);
         }
     }
+}
+
+/// The image the proxy tests push: an OCI image of three small blobs.
+const DEEP: &str = "a/b/c/deep:1.0";
+
+/// A rule answering the first request `method path*` with `act`, and
+/// passing everything else on.
+fn first(
+    method: &'static str,
+    path_has: &'static str,
+    act: impl Fn() -> Act + Send + Sync + 'static,
+) -> impl Fn(&str, &str) -> Act + Send + Sync + 'static {
+    let n = AtomicUsize::new(0);
+    move |m, p| {
+        if m == method && p.contains(path_has) && n.fetch_add(1, Ordering::SeqCst) == 0 {
+            act()
+        } else {
+            Act::Forward
+        }
+    }
+}
+
+fn answer(status: u16, headers: &[(&str, &str)]) -> Act {
+    Act::Answer {
+        status,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+/// A blob upload's PUT, the one that carries the bytes or ends the upload.
+fn is_blob_put(s: &proxy::Seen) -> bool {
+    s.method == "PUT" && s.path.contains("/blobs/uploads/")
+}
+
+#[test]
+fn push_tries_the_ping_again_after_a_503() {
+    let src = sample();
+    let dst = tempdir();
+    let reg = Registry::start(dst.path());
+    let proxy = Proxy::start(reg.port, first("GET", "/v2/", || answer(503, &[])));
+    let root = src.root.to_str().unwrap();
+    regkit(["push", root, &proxy.dest(), DEEP]).ok();
+    let pings: Vec<u16> = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.path == "/v2/")
+        .map(|s| s.status)
+        .collect();
+    assert_eq!(pings, [503, 200], "one 503, then the ping again");
+    let (repo, tag) = split_ref(DEEP);
+    assert_served(&reg, repo, tag, &src.digest(DEEP));
+}
+
+#[test]
+fn push_refuses_a_blob_the_registry_stored_under_another_digest() {
+    let src = sample();
+    let dst = tempdir();
+    let reg = Registry::start(dst.path());
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let value = wrong.clone();
+    let proxy = Proxy::start(reg.port, move |m, p| {
+        if m == "PUT" && p.contains("/blobs/uploads/") {
+            Act::Rewrite {
+                header: "Docker-Content-Digest".into(),
+                value: value.clone(),
+            }
+        } else {
+            Act::Forward
+        }
+    });
+    let root = src.root.to_str().unwrap();
+    let r = regkit(["push", root, &proxy.dest(), DEEP, "--retries", "0"]).fails(1);
+    assert!(
+        r.stderr.contains(&format!(
+            "the registry stored the blob as {wrong}, not sha256:"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!("= image: {DEEP}")),
+        "{}",
+        r.stderr
+    );
+    let puts = proxy.seen().iter().filter(|s| is_blob_put(s)).count();
+    assert!(puts >= 1, "{puts} blob PUTs");
+    let (repo, tag) = split_ref(DEEP);
+    assert_eq!(
+        manifest_status(&reg, repo, tag),
+        404,
+        "no tag for an image whose blob is wrong"
+    );
+}
+
+#[test]
+fn push_waits_the_retry_after_a_429_names() {
+    let src = sample();
+    let dst = tempdir();
+    let reg = Registry::start(dst.path());
+    let proxy = Proxy::start(
+        reg.port,
+        first("POST", "/blobs/uploads/", || {
+            answer(429, &[("Retry-After", "1")])
+        }),
+    );
+    let root = src.root.to_str().unwrap();
+    // One blob at a time: the request after the 429 is its retry.
+    regkit(["push", root, &proxy.dest(), DEEP, "-j", "1"]).ok();
+    let seen = proxy.seen();
+    let refused: Vec<usize> = (0..seen.len()).filter(|&i| seen[i].status == 429).collect();
+    assert_eq!(refused.len(), 1, "{seen:#?}");
+    let (limited, next) = (&seen[refused[0]], &seen[refused[0] + 1]);
+    assert!(
+        next.at.duration_since(limited.at) >= Duration::from_secs(1),
+        "the retry came {:?} after the 429: {seen:#?}",
+        next.at.duration_since(limited.at)
+    );
+    let (repo, tag) = split_ref(DEEP);
+    assert_served(&reg, repo, tag, &src.digest(DEEP));
+}
+
+#[test]
+fn push_failure_summary_counts_the_bytes_the_registry_received() {
+    // One blob PUT is read and answered 500 (sent again), every manifest
+    // PUT is refused with 400: the image fails, and the summary's bytes
+    // are every request body the registry side read, manifests included.
+    let src = sample();
+    let dst = tempdir();
+    let reg = Registry::start(dst.path());
+    let failed_once = AtomicUsize::new(0);
+    let proxy = Proxy::start(reg.port, move |m, p| {
+        if m == "PUT" && p.contains("/manifests/") {
+            answer(400, &[])
+        } else if m == "PUT"
+            && p.contains("/blobs/uploads/")
+            && failed_once.fetch_add(1, Ordering::SeqCst) == 0
+        {
+            answer(500, &[])
+        } else {
+            Act::Forward
+        }
+    });
+    let root = src.root.to_str().unwrap();
+    let r = regkit(["push", root, &proxy.dest(), DEEP, "--json"]).fails(1);
+    let j = r.json();
+    let seen = proxy.seen();
+    let received: u64 = seen.iter().map(|s| s.body).sum();
+    let manifest_bytes: u64 = seen
+        .iter()
+        .filter(|s| s.path.contains("/manifests/"))
+        .map(|s| s.body)
+        .sum();
+    assert!(manifest_bytes > 0, "a manifest was sent: {seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|s| is_blob_put(s) && s.status == 500 && s.body > 0),
+        "a blob was sent twice: {seen:#?}"
+    );
+    assert_eq!(j["totals"]["bytes_sent"], received, "{}", r.stdout);
+    assert_eq!(j["totals"]["failed"], 1);
+}
+
+#[test]
+fn push_gives_up_on_a_registry_that_stalls_naming_it_and_the_image() {
+    let src = sample();
+    let dst = tempdir();
+    let reg = Registry::start(dst.path());
+    let proxy = Proxy::start(reg.port, |m, p| {
+        if m == "PUT" && p.contains("/blobs/uploads/") {
+            Act::Stall
+        } else {
+            Act::Forward
+        }
+    });
+    let root = src.root.to_str().unwrap();
+    let r = regkit([
+        "push",
+        root,
+        &proxy.dest(),
+        DEEP,
+        "--timeout",
+        "2s",
+        "--retries",
+        "1",
+    ])
+    .fails(1);
+    let host = format!("127.0.0.1:{}", proxy.port);
+    assert!(
+        r.stderr.contains("the registry sent nothing for 2 s"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("PUT http://{host}/v2/a/b/c/deep/blobs/uploads/")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!("= image: {DEEP}")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--timeout"), "{}", r.stderr);
+    let stalled = proxy.seen().iter().filter(|s| is_blob_put(s)).count();
+    assert!(stalled >= 2, "one try and one retry: {stalled} PUTs");
+}
+
+#[test]
+fn push_interrupted_while_the_registry_stalls_exits_130() {
+    let src = sample();
+    let dst = tempdir();
+    let reg = Registry::start(dst.path());
+    let proxy = Proxy::start(reg.port, |m, p| {
+        if m == "PUT" && p.contains("/blobs/uploads/") {
+            Act::Stall
+        } else {
+            Act::Forward
+        }
+    });
+    let root = src.root.to_str().unwrap();
+    // A stall timeout far beyond the test's patience: only Ctrl-C can end
+    // the wait.
+    let child = Command::new(regkit_path())
+        .args(["push", root, &proxy.dest(), DEEP, "--timeout", "10m"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !proxy.seen().iter().any(|s| is_blob_put(s) && s.body > 0) {
+        assert!(Instant::now() < deadline, "no blob was ever sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    interrupt(&child);
+    let out = wait_with_deadline(child, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
 }
