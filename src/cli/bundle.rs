@@ -72,7 +72,7 @@ pub fn pack(args: &PackArgs, quiet: bool) -> Result<ExitCode> {
     let mut out: Box<dyn Write> = if args.bundle == Path::new("-") {
         Box::new(std::io::stderr())
     } else {
-        Box::new(std::io::stdout())
+        Box::new(crate::cli::stdout())
     };
     if args.output.json {
         crate::cli::print_json(&mut out, m)?;
@@ -142,7 +142,7 @@ pub fn unpack(args: &UnpackArgs, quiet: bool) -> Result<ExitCode> {
             r.skipped.len() - SHOWN
         );
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::stdout();
     if args.json {
         crate::cli::print_json(&mut out, &r)?;
     } else if !quiet || args.dry_run {
@@ -170,7 +170,7 @@ pub fn unpack(args: &UnpackArgs, quiet: bool) -> Result<ExitCode> {
 
 pub fn diff(old: &Path, new: &Path, json: bool) -> Result<ExitCode> {
     let d = diff::run(old, new)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::stdout();
     if json {
         crate::cli::print_json(&mut out, &d)?;
         return Ok(ExitCode::SUCCESS);

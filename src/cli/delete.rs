@@ -35,7 +35,7 @@ pub fn run(args: &DeleteArgs, quiet: bool) -> Result<ExitCode> {
         .map(|s| ImageRef::parse(s))
         .collect::<Result<Vec<_>>>()?;
     let d = delete::run(&args.root, &refs, args.manifest, args.dry_run)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::stdout();
     let written = if args.json {
         serde_json::to_writer_pretty(&mut out, &d)
             .map_err(std::io::Error::from)

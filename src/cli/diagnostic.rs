@@ -8,17 +8,19 @@
 //! ```
 
 use std::error::Error as _;
+use std::io::Write as _;
 
 use crate::error::Error;
 
-/// Prints an error with its path, image and hint.
+/// Prints an error with its path, image and hint (never panicking, even
+/// when standard error is a closed pipe).
 pub fn print_error(e: &Error) {
-    eprint!("{}", render("error", e));
+    let _ = std::io::stderr().write_all(render("error", e).as_bytes());
 }
 
 /// Prints a warning with its path, image and hint.
 pub fn print_warning(e: &Error) {
-    eprint!("{}", render("warning", e));
+    let _ = std::io::stderr().write_all(render("warning", e).as_bytes());
 }
 
 /// The rendered diagnostic, ending with a newline.

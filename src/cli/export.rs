@@ -125,7 +125,7 @@ fn note_shared_tags(done: &Exported) {
 }
 
 fn print_text(done: &Exported, args: &ExportArgs, quiet: bool) {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::stdout();
     let dry = args.output.dry_run;
     if dry {
         for (name, digest) in &done.names {
@@ -215,6 +215,6 @@ fn print_json(done: &Exported, args: &ExportArgs) -> Result<()> {
         failures: done.selection.failures.iter().map(json_failure).collect(),
         skipped: done.selection.skipped.iter().map(json_failure).collect(),
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::stdout();
     crate::cli::print_json(&mut out, &doc)
 }

@@ -1,5 +1,6 @@
 //! Running and printing `gc`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use serde::Serialize;
 use crate::cli::diagnostic::{print_error, print_warning, render};
 use crate::cli::ls::human_size;
 use crate::command::gc::{self, Outcome};
+use crate::error::Error;
 use crate::error::Result;
 use crate::gc::time::{format_rfc3339, parse_duration};
 use crate::gc::{Options, Plan};
@@ -48,10 +50,11 @@ pub fn run(args: &GcArgs, quiet: bool) -> Result<ExitCode> {
         print_warning(w);
     }
     if args.json {
-        let mut out = std::io::stdout().lock();
+        let mut out = crate::cli::stdout();
         crate::cli::print_json(&mut out, &json(&o))?;
     } else if o.blockers.is_empty() && (!quiet || args.dry_run) {
-        print!("{}", text(&o));
+        let mut out = crate::cli::stdout();
+        write!(out, "{}", text(&o)).map_err(|e| Error::io("write to standard output", "-", e))?;
     }
     if o.blockers.is_empty() {
         return Ok(ExitCode::SUCCESS);

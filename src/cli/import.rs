@@ -91,7 +91,7 @@ pub fn run(args: &ImportArgs, quiet: bool) -> Result<ExitCode> {
 }
 
 fn print_text(done: &Imported, args: &ImportArgs) {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::stdout();
     if args.dry_run {
         for f in done.images() {
             let _ = writeln!(
@@ -191,6 +191,6 @@ fn print_json(done: &Imported, args: &ImportArgs) -> Result<()> {
         blob_bytes,
         report: done.report.as_ref(),
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::stdout();
     crate::cli::print_json(&mut out, &doc)
 }

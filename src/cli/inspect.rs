@@ -16,8 +16,8 @@ pub fn run(
     platform: Option<&Platform>,
 ) -> Result<ExitCode> {
     let target = inspect::find(root, image, platform)?;
-    let mut out = std::io::stdout().lock();
-    let write = |out: &mut std::io::StdoutLock, bytes: &[u8]| {
+    let mut out = crate::cli::stdout();
+    let write = |out: &mut crate::cli::Stdout, bytes: &[u8]| {
         out.write_all(bytes)
             .map_err(|e| Error::io("write to standard output", "-", e))
     };

@@ -10,7 +10,7 @@ use crate::error::Result;
 
 pub fn run(root: &Path, json: bool) -> Result<ExitCode> {
     let entries = ls::run(root)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::stdout();
     if json {
         crate::cli::print_json(&mut out, &entries)?;
     } else {

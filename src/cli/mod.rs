@@ -198,8 +198,39 @@ impl OutputArgs {
 
 /// Prints `value` as pretty JSON and a newline.
 pub fn print_json(out: &mut dyn std::io::Write, value: &impl serde::Serialize) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value).expect("serializable");
-    writeln!(out).map_err(|e| Error::io("write to standard output", "-", e))
+    serde_json::to_writer_pretty(&mut *out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .map_err(|e| Error::io("write to standard output", "-", e))
+}
+
+/// Standard output, for everything a command prints. When the reader has
+/// gone away (`regkit ls ROOT | head`), the process ends quietly with exit
+/// code 0, as ripgrep does: what is left to print is not wanted. Printing
+/// comes after the work, so nothing is left half-done.
+pub fn stdout() -> Stdout {
+    Stdout(std::io::stdout().lock())
+}
+
+pub struct Stdout(std::io::StdoutLock<'static>);
+
+impl Stdout {
+    fn quiet_on_broken_pipe<T>(r: std::io::Result<T>) -> std::io::Result<T> {
+        match r {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+            r => r,
+        }
+    }
+}
+
+impl std::io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Self::quiet_on_broken_pipe(self.0.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Self::quiet_on_broken_pipe(self.0.flush())
+    }
 }
 
 impl SelectArgs {

@@ -207,7 +207,7 @@ fn sum(o: &PushOutcome, f: impl Fn(&ImageReport) -> usize) -> usize {
 }
 
 fn print_text(o: &PushOutcome, opts: &PushOptions) {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::stdout();
     let dest = &opts.naming.dest;
     if o.base.is_none() {
         let mut bytes = 0;
@@ -362,7 +362,7 @@ fn print_json(o: &PushOutcome, opts: &PushOptions) -> Result<()> {
         failures: failures.into_iter().map(json_failure).collect(),
         skipped: o.selection.skipped.iter().map(json_failure).collect(),
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::stdout();
     crate::cli::print_json(&mut out, &doc)
 }
 

@@ -54,7 +54,7 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Result<ExitCode> {
         quiet: quiet || args.json,
     };
     let report = command::verify::run(&args.root, &refs, opts)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::stdout();
     let written = if args.json {
         serde_json::to_writer_pretty(&mut out, &json(&report))
             .map_err(std::io::Error::from)

@@ -97,7 +97,7 @@ pub fn exit_code(sel: &Selection) -> ExitCode {
 }
 
 fn print_text(kind: Kind, o: &Outcome, args: &WriteArgs) {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::stdout();
     let (blobs, bytes) = o.plan.blob_totals();
     let verb = match (kind, o.report.is_some()) {
         (Kind::Extract, true) => "extracted",
@@ -232,6 +232,6 @@ fn print_json(o: &Outcome, args: &WriteArgs) -> Result<()> {
         failures: o.selection.failures.iter().map(json_failure).collect(),
         skipped: o.selection.skipped.iter().map(json_failure).collect(),
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::cli::stdout();
     crate::cli::print_json(&mut out, &doc)
 }

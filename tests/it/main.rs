@@ -18,5 +18,6 @@ mod overlap;
 mod push;
 mod s3;
 mod select;
+mod stdout;
 mod unpack_safety;
 mod verify;
