@@ -80,8 +80,13 @@ pub enum Error {
         actual: u64,
     },
 
-    #[error("image `{name}` is not in the storage tree")]
-    UnknownImage { name: String, nearest: Vec<String> },
+    #[error("{}image `{name}` is not in the storage tree", origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default())]
+    UnknownImage {
+        name: String,
+        nearest: Vec<String>,
+        /// The list line that named it.
+        origin: Option<crate::reference::Origin>,
+    },
 
     #[error("`{input}` is not an image reference: {reason}")]
     BadReference { input: String, reason: String },
@@ -226,7 +231,7 @@ impl Error {
                 Some(format!("did you mean: {}", nearest.join(", ")))
             }
             Error::UnknownImage { .. } => {
-                Some("run `regkit ls ROOT` to see the images present; --skip-missing skips this".into())
+                Some("run `regkit ls ROOT` to see the images present".into())
             }
             Error::NotAStorageTree { .. } => Some(
                 "point ROOT at the registry's rootdirectory (e.g. /var/lib/registry), its docker/registry/v2 folder, or a parent"

@@ -18,6 +18,23 @@ pub struct ImageRef {
     pub repo: String,
     pub tag: Option<String>,
     pub digest: Option<Digest>,
+    /// The list line it was read from, for messages; `None` when given on
+    /// the command line.
+    pub origin: Option<Origin>,
+}
+
+/// A line of an image list.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Origin {
+    pub path: PathBuf,
+    /// From 1.
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.path.display(), self.line)
+    }
 }
 
 impl ImageRef {
@@ -54,6 +71,7 @@ impl ImageRef {
             repo: name.to_string(),
             tag,
             digest,
+            origin: None,
         })
     }
 }
@@ -85,7 +103,8 @@ impl fmt::Display for ImageRef {
 }
 
 /// Reads image lists: files of one reference per line (`#` comments and
-/// blank lines ignored), or folders of `*.list` files.
+/// blank lines ignored, a UTF-8 byte order mark at the start too), or
+/// folders of `*.list` files. Each reference remembers its file and line.
 pub fn read_lists(paths: &[PathBuf]) -> Result<Vec<ImageRef>> {
     let mut out = Vec::new();
     for p in paths {
@@ -115,6 +134,8 @@ pub fn read_lists(paths: &[PathBuf]) -> Result<Vec<ImageRef>> {
 
 fn read_list(path: &Path) -> Result<Vec<ImageRef>> {
     let text = fs::read_to_string(path).map_err(|e| Error::io("read image list", path, e))?;
+    // Editors on Windows start UTF-8 files with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = match line.find('#') {
@@ -125,10 +146,14 @@ fn read_list(path: &Path) -> Result<Vec<ImageRef>> {
         if line.is_empty() {
             continue;
         }
-        let r = ImageRef::parse(line).map_err(|e| Error::BadList {
+        let mut r = ImageRef::parse(line).map_err(|e| Error::BadList {
             message: format!("line {}: {e}", i + 1),
             path: Some(path.to_path_buf()),
         })?;
+        r.origin = Some(Origin {
+            path: path.to_path_buf(),
+            line: i + 1,
+        });
         out.push(r);
     }
     Ok(out)
@@ -238,9 +263,31 @@ mod tests {
         .unwrap();
         fs::write(dir.join("a.list"), "harbor.local/x/y:1\n").unwrap();
         fs::write(dir.join("ignored.txt"), "nope:1\n").unwrap();
-        let refs = read_lists(&[dir]).unwrap();
+        let refs = read_lists(std::slice::from_ref(&dir)).unwrap();
         let names: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
         assert_eq!(names, ["x/y:1", "library/alpine:3.19", "team/app:v1"]);
+        let origins: Vec<String> = refs
+            .iter()
+            .map(|r| r.origin.as_ref().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            origins,
+            [
+                format!("{}:1", dir.join("a.list").display()),
+                format!("{}:2", dir.join("b.list").display()),
+                format!("{}:4", dir.join("b.list").display()),
+            ]
+        );
+
+        let bom = t.path().join("bom.list");
+        fs::write(&bom, "\u{feff}team/app:v1\r\nx:1\r\n").unwrap();
+        let refs = read_lists(&[bom]).unwrap();
+        let names: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            names,
+            ["team/app:v1", "x:1"],
+            "a byte order mark and CRLF lines"
+        );
 
         let bad = t.path().join("bad.list");
         fs::write(&bad, "ok:1\nNOT OK\n").unwrap();

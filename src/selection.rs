@@ -233,6 +233,7 @@ fn unknown(catalog: &Catalog, r: &ImageRef) -> Error {
         .collect();
     scored.sort();
     Error::UnknownImage {
+        origin: r.origin.clone(),
         name: wanted,
         nearest: scored.into_iter().take(3).map(|(_, n)| n).collect(),
     }

@@ -9,8 +9,18 @@
 
 use std::error::Error as _;
 use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::Error;
+
+/// Whether the running command has `--skip-missing`, so that an unknown
+/// image's hint can name it (and only then).
+static SKIP_MISSING: AtomicBool = AtomicBool::new(false);
+
+/// Says that the running command has `--skip-missing`.
+pub fn offer_skip_missing() {
+    SKIP_MISSING.store(true, Ordering::Relaxed);
+}
 
 /// Prints an error with its path, image and hint (never panicking, even
 /// when standard error is a closed pipe).
@@ -41,7 +51,12 @@ pub fn render(level: &str, e: &Error) -> String {
     if let Some(i) = e.image() {
         out.push_str(&format!("   = image: {i}\n"));
     }
-    if let Some(h) = e.help() {
+    if let Some(mut h) = e.help() {
+        if matches!(e.root(), Error::UnknownImage { nearest, .. } if nearest.is_empty())
+            && SKIP_MISSING.load(Ordering::Relaxed)
+        {
+            h.push_str("; --skip-missing skips this");
+        }
         out.push_str(&format!("   = help: {h}\n"));
     }
     out

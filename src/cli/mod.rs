@@ -257,9 +257,33 @@ impl SelectArgs {
     }
 }
 
+impl Command {
+    /// The image selection of the commands that take one (and with it
+    /// `--skip-missing`).
+    fn select_args(&self) -> Option<&SelectArgs> {
+        match self {
+            Command::Extract(a) | Command::Select(a) => Some(&a.select),
+            Command::Pack(a) => Some(&a.select),
+            Command::Push(a) => Some(&a.select),
+            Command::Export(a) => Some(&a.select),
+            Command::Ls { .. }
+            | Command::Inspect { .. }
+            | Command::Unpack(_)
+            | Command::Diff { .. }
+            | Command::Import(_)
+            | Command::Verify(_)
+            | Command::Gc(_)
+            | Command::Delete(_) => None,
+        }
+    }
+}
+
 /// Runs the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let quiet = cli.quiet;
+    if cli.command.select_args().is_some() {
+        diagnostic::offer_skip_missing();
+    }
     let result = match cli.command {
         Command::Ls { root, json } => ls::run(&root, json),
         Command::Inspect {

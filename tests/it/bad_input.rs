@@ -246,3 +246,120 @@ fn corrupt_blobs_are_caught_when_bytes_are_copied() {
         assert!(!out.exists());
     }
 }
+
+#[test]
+fn a_list_saved_with_a_byte_order_mark_is_read() {
+    let f = sample();
+    let t = tempdir();
+    let list = t.path().join("bom.list");
+    fs::write(&list, "\u{feff}team/app:v1\r\nmulti/oci-index:1\r\n").unwrap();
+    let out = t.path().join("out");
+    regkit([
+        "select",
+        f.root.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--list",
+        list.to_str().unwrap(),
+    ])
+    .ok();
+    regkit([
+        "verify",
+        out.to_str().unwrap(),
+        "team/app:v1",
+        "multi/oci-index:1",
+    ])
+    .ok();
+}
+
+#[test]
+fn a_missing_image_from_a_list_is_named_with_its_file_and_line() {
+    let f = sample();
+    let t = tempdir();
+    let list = write_list(
+        t.path(),
+        "images.list",
+        &["team/app:v1", "# gone since", "team/app:v9"],
+    );
+    let (root, list) = (f.root.to_str().unwrap(), list.to_str().unwrap());
+    let out = t.path().join("out");
+    let out = out.to_str().unwrap();
+    let commands: [&[&str]; 6] = [
+        &["extract", root, out],
+        &["select", root, out],
+        &["pack", root, out],
+        &["export", root, out, "--format", "oci"],
+        &["push", root, "127.0.0.1:9", "--dry-run"],
+        &["verify", root],
+    ];
+    let mut checked = 0;
+    for args in commands {
+        let r = regkit(args.iter().copied().chain(["--list", list])).fails(1);
+        assert!(
+            r.stderr.contains(&format!(
+                "{list}:3: image `team/app:v9` is not in the storage tree"
+            )),
+            "{args:?}: {}",
+            r.stderr
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+    // Named on the command line, it has no file and line.
+    let r = regkit(["extract", root, out, "team/app:v9"]).fails(1);
+    assert!(
+        r.stderr
+            .contains("error: image `team/app:v9` is not in the storage tree"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn the_skip_missing_hint_is_given_only_by_commands_that_have_it() {
+    let f = sample();
+    let t = tempdir();
+    let copy = copy_fixture(f, t.path(), "copy");
+    let (root, copy) = (f.root.to_str().unwrap(), copy.root.to_str().unwrap());
+    let out = t.path().join("out");
+    let out = out.to_str().unwrap();
+    // Far from every name: the hint is the generic one.
+    let nowhere = "zzzzzzzzzzzzzzzz/qqqqqqqqqqqqqqqq:9";
+    let with: [&[&str]; 5] = [
+        &["extract", root, out, nowhere],
+        &["select", root, out, nowhere],
+        &["pack", root, out, nowhere],
+        &["export", root, out, "--format", "oci", nowhere],
+        &["push", root, "127.0.0.1:9", "--dry-run", nowhere],
+    ];
+    let without: [&[&str]; 3] = [
+        &["inspect", root, nowhere],
+        &["verify", root, nowhere],
+        &["delete", copy, nowhere],
+    ];
+    let mut checked = 0;
+    for (args, has) in with
+        .iter()
+        .map(|a| (a, true))
+        .chain(without.iter().map(|a| (a, false)))
+    {
+        let r = regkit(*args).fails(1);
+        assert!(
+            r.stderr.contains("is not in the storage tree"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("regkit ls ROOT"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert_eq!(
+            r.stderr.contains("--skip-missing"),
+            has,
+            "{args:?}: {}",
+            r.stderr
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 8);
+}
