@@ -1,7 +1,12 @@
 //! Credentials: `--creds USER:PASS`, `--authfile FILE`, or the files that
-//! skopeo (containers/image) and docker read, as they read them.
+//! skopeo (containers/image) and docker read, as they read them: `auths`
+//! entries, and the credential helpers named by `credHelpers` (per
+//! registry) and `credsStore` (for all), run as `docker-credential-<name>
+//! get`.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 
@@ -49,7 +54,7 @@ impl Credentials {
 /// order they are searched: `$REGISTRY_AUTH_FILE`,
 /// `$XDG_RUNTIME_DIR/containers/auth.json`,
 /// `$XDG_CONFIG_HOME/containers/auth.json` (`~/.config`), and
-/// `~/.docker/config.json`.
+/// `$DOCKER_CONFIG/config.json` (`~/.docker`).
 pub fn default_auth_files() -> Vec<PathBuf> {
     let env = |k: &str| {
         std::env::var_os(k)
@@ -65,7 +70,11 @@ pub fn default_auth_files() -> Vec<PathBuf> {
             .or_else(|| home.as_ref().map(|h| h.join(".config")))
             .map(|d| d.join("containers/auth.json")),
     );
-    out.extend(home.map(|h| h.join(".docker/config.json")));
+    out.extend(
+        env("DOCKER_CONFIG")
+            .or_else(|| home.map(|h| h.join(".docker")))
+            .map(|d| d.join("config.json")),
+    );
     out
 }
 
@@ -82,18 +91,133 @@ pub fn lookup(host: &str, ns: &str, authfile: Option<&Path>) -> Result<Option<Cr
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && authfile.is_none() => continue,
             Err(e) => return Err(Error::io("read credentials file", &f, e)),
         };
-        match from_auth_json(&text, host, ns) {
-            Ok(Some(c)) => return Ok(Some(c)),
-            Ok(None) => continue,
-            Err(message) => {
-                return Err(Error::Invalid {
-                    message,
-                    path: Some(f),
-                })
+        let invalid = |message| Error::Invalid {
+            message,
+            path: Some(f.clone()),
+        };
+        // As docker: the registry's own helper first, then the file's
+        // entry, then the helper for every registry.
+        let helpers = helpers(&text, host).map_err(invalid)?;
+        if let Some(h) = &helpers.per_registry {
+            if let Some(c) = run_helper(h, host).map_err(invalid)? {
+                return Ok(Some(c));
+            }
+        }
+        if let Some(c) = from_auth_json(&text, host, ns).map_err(invalid)? {
+            return Ok(Some(c));
+        }
+        if let Some(h) = &helpers.store {
+            if let Some(c) = run_helper(h, host).map_err(invalid)? {
+                return Ok(Some(c));
             }
         }
     }
     Ok(None)
+}
+
+/// The credential helpers a config file names for a registry.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Helpers {
+    /// `credHelpers[<host>]`.
+    per_registry: Option<String>,
+    /// `credsStore`.
+    store: Option<String>,
+}
+
+fn helpers(text: &str, host: &str) -> std::result::Result<Helpers, String> {
+    let doc: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("credentials file is not JSON: {e}"))?;
+    let host = normalize_key(host);
+    let name = |v: &serde_json::Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    Ok(Helpers {
+        per_registry: doc
+            .get("credHelpers")
+            .and_then(|h| h.as_object())
+            .and_then(|h| h.iter().find(|(k, _)| normalize_key(k) == host))
+            .and_then(|(_, v)| name(v)),
+        store: doc.get("credsStore").and_then(name),
+    })
+}
+
+/// Runs `docker-credential-<name> get` with the registry on its standard
+/// input, as docker does: `None` when the helper holds nothing for it.
+fn run_helper(name: &str, host: &str) -> std::result::Result<Option<Credentials>, String> {
+    let program = format!("docker-credential-{name}");
+    // Docker Hub's credentials are kept under its old index URL.
+    let server = match normalize_key(host).as_str() {
+        "docker.io" => "https://index.docker.io/v1/".to_string(),
+        _ => host.to_string(),
+    };
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                format!("the credential helper `{program}` that this file names is not on PATH")
+            }
+            _ => format!("cannot run the credential helper `{program}`: {e}"),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that does not read its input still answers.
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("cannot run the credential helper `{program}`: {e}"))?;
+    let said = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    if !out.status.success() {
+        let (stdout, stderr) = (said(&out.stdout), said(&out.stderr));
+        // docker-credential-helpers' credentials.ErrCredentialsNotFound.
+        if stdout.contains("credentials not found") || stderr.contains("credentials not found") {
+            return Ok(None);
+        }
+        let why = [stdout, stderr]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(format!(
+            "the credential helper `{program} get` failed for {server} ({}): {why}",
+            out.status
+        ));
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!("the credential helper `{program} get` answered something that is not JSON: {e}")
+    })?;
+    let field = |k: &str| doc.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let (user, secret) = (field("Username"), field("Secret"));
+    if user == "<token>" {
+        return Err(format!(
+            "the credential helper `{program}` holds an identity token for {server}, which regkit cannot use; give --creds USER:PASS or --authfile"
+        ));
+    }
+    if user.is_empty() && secret.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Credentials {
+        user: user.into(),
+        pass: secret.into(),
+    }))
+}
+
+/// A registry as auth files spell it: no scheme, no trailing `/v1/` or
+/// `/v2/`, Docker Hub's names as `docker.io`.
+fn normalize_key(k: &str) -> String {
+    let k = k
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let k = k.trim_end_matches('/');
+    let k = k
+        .strip_suffix("/v1")
+        .or_else(|| k.strip_suffix("/v2"))
+        .unwrap_or(k);
+    match k {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
+        k => k.to_string(),
+    }
 }
 
 /// Reads the entry for `host[/ns...]` from an auth.json / config.json text:
@@ -110,26 +234,9 @@ pub fn from_auth_json(
     let Some(auths) = doc.get("auths").and_then(|a| a.as_object()) else {
         return Ok(None);
     };
-    let normalize = |k: &str| {
-        let k = k
-            .trim_start_matches("https://")
-            .trim_start_matches("http://");
-        let k = k.trim_end_matches('/');
-        let k = k
-            .strip_suffix("/v1")
-            .or_else(|| k.strip_suffix("/v2"))
-            .unwrap_or(k);
-        match k {
-            "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
-            k => k.to_string(),
-        }
-    };
-    let host = match host {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io",
-        h => h,
-    };
+    let host = normalize_key(host);
     let mut wanted: Vec<String> = Vec::new();
-    let mut path = String::from(host);
+    let mut path = host.clone();
     wanted.push(path.clone());
     for comp in ns.split('/').filter(|c| !c.is_empty()) {
         path = format!("{path}/{comp}");
@@ -137,7 +244,7 @@ pub fn from_auth_json(
     }
     let mut best: Option<(usize, &serde_json::Value)> = None;
     for (k, v) in auths {
-        let k = normalize(k);
+        let k = normalize_key(k);
         if let Some(rank) = wanted.iter().position(|w| *w == k) {
             if best.is_none_or(|(r, _)| rank > r) {
                 best = Some((rank, v));
@@ -198,6 +305,26 @@ mod tests {
         assert_eq!(c.pass, "tok:en");
         assert_eq!(get("elsewhere", ""), None);
         assert!(from_auth_json("nope", "h", "").is_err());
+    }
+
+    #[test]
+    fn finds_the_helpers_docker_would_run() {
+        let text = r#"{"auths": {}, "credsStore": "desktop",
+            "credHelpers": {"harbor.local:8443": "pass", "https://index.docker.io/v1/": "hub"}}"#;
+        let h = helpers(text, "harbor.local:8443").unwrap();
+        assert_eq!(h.per_registry.as_deref(), Some("pass"));
+        assert_eq!(h.store.as_deref(), Some("desktop"));
+        assert_eq!(
+            helpers(text, "docker.io").unwrap().per_registry.as_deref(),
+            Some("hub")
+        );
+        assert_eq!(helpers(text, "elsewhere").unwrap().per_registry, None);
+        assert_eq!(helpers("{}", "h").unwrap(), Helpers::default());
+        let e = run_helper("regkit-test-no-such-helper", "h").unwrap_err();
+        assert!(
+            e.contains("docker-credential-regkit-test-no-such-helper") && e.contains("PATH"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -868,3 +868,125 @@ fn push_interrupted_while_the_registry_stalls_exits_130() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
 }
+
+#[test]
+fn push_runs_the_credential_helpers_a_docker_config_names() {
+    let src = sample();
+    let t = tempdir();
+    let htpasswd = t.path().join("htpasswd");
+    let r = run_cmd(
+        "htpasswd",
+        &["-Bbc", htpasswd.to_str().unwrap(), "alice", "s3cret"],
+    );
+    assert_eq!(r.code, 0, "htpasswd (apache2-utils): {}", r.stderr);
+    let reg = Registry::start_with(
+        &t.path().join("dst"),
+        &format!(
+            "auth:\n  htpasswd:\n    realm: regkit-test\n    path: {}\n",
+            htpasswd.display()
+        ),
+    );
+    let host = reg.host();
+    // Two helpers, as docker-credential-helpers' programs behave: one
+    // knows alice for this registry, one knows nothing. Each logs what it
+    // was asked.
+    let bin = t.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let log = t.path().join("helper.log");
+    for (name, answer) in [
+        (
+            "regkit-test",
+            format!(
+                r#"if [ "$server" = "{host}" ]; then printf '{{"ServerURL":"%s","Username":"alice","Secret":"s3cret"}}' "$server"; else echo "credentials not found in native keychain"; exit 1; fi"#
+            ),
+        ),
+        (
+            "regkit-empty",
+            "echo \"credentials not found in native keychain\"; exit 1".to_string(),
+        ),
+    ] {
+        let script = bin.join(format!("docker-credential-{name}"));
+        fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n[ \"$1\" = get ] || exit 3\nserver=$(cat)\necho \"{name} get $server\" >> {}\n{answer}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        run_cmd("chmod", &["+x", script.to_str().unwrap()]).ok();
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let empty = t.path().join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    let root = src.root.to_str().unwrap();
+    let dest = format!("http://{host}");
+    let cases = [
+        (
+            format!(r#"{{"credHelpers": {{"{host}": "regkit-test"}}}}"#),
+            "regkit-test",
+            None,
+        ),
+        (
+            r#"{"credsStore": "regkit-test"}"#.to_string(),
+            "regkit-test",
+            None,
+        ),
+        (
+            r#"{"credsStore": "regkit-empty"}"#.to_string(),
+            "regkit-empty",
+            Some("asks for credentials and none were found"),
+        ),
+        (
+            format!(r#"{{"credHelpers": {{"{host}": "regkit-absent"}}}}"#),
+            "",
+            Some("`docker-credential-regkit-absent` that this file names is not on PATH"),
+        ),
+    ];
+    let mut checked = 0;
+    for (i, (config, helper, failure)) in cases.iter().enumerate() {
+        // Found where docker looks: $DOCKER_CONFIG/config.json.
+        let dir = t.path().join(format!("docker-{i}"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("config.json"), config).unwrap();
+        let _ = fs::remove_file(&log);
+        let env = [
+            ("HOME", empty.as_path()),
+            ("XDG_RUNTIME_DIR", empty.as_path()),
+            ("XDG_CONFIG_HOME", empty.as_path()),
+            ("DOCKER_CONFIG", dir.as_path()),
+            ("PATH", Path::new(&path)),
+        ];
+        let tag = "team/app:v1";
+        let r = regkit_env(
+            &["push", root, &dest, tag, "--dest-prefix", &format!("c{i}")],
+            &env,
+        );
+        match failure {
+            None => {
+                r.ok();
+                let got = copy_digest(
+                    &format!("docker://{host}/c{i}/{tag}"),
+                    &["--src-tls-verify=false", "--src-creds", "alice:s3cret"],
+                );
+                assert_eq!(got, src.digest(tag), "{config}");
+            }
+            Some(message) => {
+                let r = r.fails(1);
+                assert!(r.stderr.contains(message), "{config}: {}", r.stderr);
+            }
+        }
+        let asked = fs::read_to_string(&log).unwrap_or_default();
+        if helper.is_empty() {
+            assert_eq!(asked, "", "{config}");
+        } else {
+            assert_eq!(
+                asked,
+                format!("{helper} get {host}\n"),
+                "{config}: asked once, for {host}"
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+}
