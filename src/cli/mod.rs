@@ -32,7 +32,7 @@ pub(crate) const ROOT_HELP: &str = "Registry storage: the registry's rootdirecto
     version,
     about = "Work on a Docker Distribution registry's storage folder, offline: list, inspect, extract, select, bundle, push, convert, verify, gc",
     long_about = None,
-    after_help = "Examples:\n  regkit ls /var/lib/registry\n  regkit extract /var/lib/registry ./out library/alpine:3.19\n  regkit select /var/lib/registry ./release --list images.list\n  regkit pack /var/lib/registry release.tar --list images.list\n  regkit push /var/lib/registry harbor.local/library --list images.list --creds admin:secret\n  regkit verify /var/lib/registry && regkit gc /var/lib/registry --dry-run\n\nExit codes: 0 ok, 1 failure, 2 usage."
+    after_help = "Examples:\n  regkit ls /var/lib/registry\n  regkit extract /var/lib/registry ./out library/alpine:3.19\n  regkit select /var/lib/registry ./release --list images.list\n  regkit pack /var/lib/registry release.tar --list images.list\n  regkit push /var/lib/registry harbor.local/library --list images.list --creds admin:secret\n  regkit verify /var/lib/registry && regkit gc /var/lib/registry --dry-run\n\nExit codes: 0 ok, 1 failure, 2 usage, 130 interrupted (Ctrl-C, SIGTERM)."
 )]
 pub struct Cli {
     /// No progress bar, no summary on success.

@@ -28,7 +28,9 @@ skipped whole, so a second run is quick and an interrupted run resumes.
 
 Credentials: --creds, --authfile, else $REGISTRY_AUTH_FILE,
 $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json,
-~/.docker/config.json (as `skopeo login` / `docker login` write them).
+~/.docker/config.json (as `skopeo login` / `docker login` write them; the
+credHelpers and credsStore helpers a docker config names are run, as
+`docker-credential-<name> get`).
 TLS: Mozilla's roots plus the *.crt files of --cert-dir (default
 /etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST). With
 --tls-verify=false any certificate is accepted, and plain http is tried when

@@ -69,3 +69,20 @@ fn unpack_interrupted_inside_a_large_entry_exits_130_and_leaves_root_valid() {
     assert_eq!(files_under(&root), before, "was writing {writing:?}");
     regkit(["verify", root.to_str().unwrap()]).ok();
 }
+
+#[test]
+fn exit_code_130_is_in_the_help() {
+    let mut checked = 0;
+    for args in [&["--help"][..], &["push", "--help"]] {
+        let r = regkit(args).ok();
+        assert!(
+            r.stdout.contains("130 interrupted"),
+            "{args:?}: {}",
+            r.stdout
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
+    let readme = std::fs::read_to_string(repo_dir().join("README.md")).unwrap();
+    assert!(readme.contains("Exit codes: 0 ok, 1 failure, 2 usage, 130 interrupted"));
+}
