@@ -38,7 +38,9 @@ oci:OUT:NAME finds each image when several repositories share a tag.
 --oci-media-types rewrites Docker manifests and lists into OCI ones for tools that
 read nothing else (skopeo 1.9's oci: transport, umoci). Config and layer bytes are
 unchanged, but THE DIGESTS OF THE REWRITTEN MANIFESTS CHANGE (signatures on them no
-longer apply); the old -> new digests are printed.
+longer apply); the old -> new digests are printed. A referrer exported with its
+subject (an SBOM, a signature manifest) is rewritten to name the subject's new
+digest, so its own digest changes too.
 
 Examples:
   regkit export /var/lib/registry ./layout --format oci team/app:v1

@@ -89,9 +89,14 @@ pub struct Options<'a> {
 pub fn plan(sel: &Selection, store: &Store, opts: Options) -> Result<Export> {
     let mut plan = Plan::new();
     let mut entries = Vec::new();
-    let mut rewriter = opts.oci_media_types.then(|| Rewriter::new(store));
     for img in &sel.images {
         refuse_schema1(img)?;
+    }
+    let mut rewriter = opts.oci_media_types.then(|| Rewriter::new(store));
+    if let Some(rw) = rewriter.as_mut() {
+        rw.rewrite_all(&sel.images)?;
+    }
+    for img in &sel.images {
         let mut top = Entry {
             media_type: img.kind().media_type().to_string(),
             digest: img.digest.clone(),

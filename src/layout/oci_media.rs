@@ -6,9 +6,13 @@
 //! are, so their digests do too; the rewritten manifests are new bytes with
 //! new digests. A list's children are rewritten first and the list then
 //! refers to their new digests and sizes; it lists only the children the
-//! selection kept. OCI manifests are never touched, and an OCI index only
-//! when one of its children changed. The JSON keeps the source's key order
-//! and is written compact, so the same input always gives the same bytes.
+//! selection kept. A referrer whose `subject` is a manifest rewritten here
+//! names the new digest, size and media type (so its own digest changes
+//! too): referrers are rewritten after what they refer to
+//! ([`Rewriter::rewrite_all`]). Other OCI manifests are never touched, and
+//! an OCI index only when one of its children changed. The JSON keeps the
+//! source's key order and is written compact, so the same input always
+//! gives the same bytes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -43,6 +47,53 @@ impl<'a> Rewriter<'a> {
         }
     }
 
+    /// Rewrites every manifest of every image, referrers after the images
+    /// holding their subjects, so that a referrer can name its subject's
+    /// new digest; [`Rewriter::rewrite`] then answers from what was done.
+    pub fn rewrite_all(&mut self, images: &[Image]) -> Result<()> {
+        let holder: HashMap<&Digest, usize> = images
+            .iter()
+            .enumerate()
+            .flat_map(|(i, img)| img.manifests.iter().map(move |m| (&m.digest, i)))
+            .collect();
+        let needs: Vec<Vec<usize>> = images
+            .iter()
+            .enumerate()
+            .map(|(i, img)| {
+                img.manifests
+                    .iter()
+                    .filter_map(|m| m.node.manifest.subject.as_ref())
+                    .filter_map(|s| holder.get(&s.digest).copied())
+                    .filter(|&j| j != i)
+                    .collect()
+            })
+            .collect();
+        let mut done = vec![false; images.len()];
+        let mut left = images.len();
+        while left > 0 {
+            let ready: Vec<usize> = (0..images.len())
+                .filter(|&i| !done[i] && needs[i].iter().all(|&j| done[j]))
+                .collect();
+            // A cycle of subjects cannot be (digests would have to agree);
+            // should one appear, the rest goes in selection order.
+            let ready = if ready.is_empty() {
+                (0..images.len()).filter(|&i| !done[i]).collect()
+            } else {
+                ready
+            };
+            for i in ready {
+                let img = &images[i];
+                for m in &img.manifests {
+                    self.rewrite(img, &m.digest)
+                        .map_err(|e| e.in_image(img.name()))?;
+                }
+                done[i] = true;
+                left -= 1;
+            }
+        }
+        Ok(())
+    }
+
     /// The manifest `digest` of `img` with OCI media types, or `None` when
     /// it needs no change.
     pub fn rewrite(&mut self, img: &Image, digest: &Digest) -> Result<Option<Rewritten>> {
@@ -55,13 +106,27 @@ impl<'a> Rewriter<'a> {
             .find(|m| &m.digest == digest)
             .ok_or_else(|| Error::invalid(format!("manifest {digest} is not in the image")))?;
         let kind = item.node.manifest.kind;
+        // A subject rewritten earlier in this run (see `rewrite_all`).
+        let subject = item
+            .node
+            .manifest
+            .subject
+            .as_ref()
+            .and_then(|s| self.done.get(&s.digest).cloned().flatten());
         let out = match kind {
             ManifestKind::DockerSchema1 { .. } => {
                 return Err(Error::invalid(
                     "a schema1 manifest cannot be given OCI media types",
                 ))
             }
-            ManifestKind::OciManifest => None,
+            ManifestKind::OciManifest => match &subject {
+                Some(s) => {
+                    let mut doc = self.read(digest)?;
+                    point_at(&mut doc, s);
+                    Some(finish(&doc, media::OCI_MANIFEST))
+                }
+                None => None,
+            },
             ManifestKind::DockerManifest => {
                 let mut doc = self.read(digest)?;
                 doc["mediaType"] = Value::from(media::OCI_MANIFEST);
@@ -70,6 +135,9 @@ impl<'a> Rewriter<'a> {
                 }
                 if let Some(Value::Array(layers)) = doc.get_mut("layers") {
                     layers.iter_mut().for_each(retype);
+                }
+                if let Some(s) = &subject {
+                    point_at(&mut doc, s);
                 }
                 Some(finish(&doc, media::OCI_MANIFEST))
             }
@@ -82,10 +150,14 @@ impl<'a> Rewriter<'a> {
                     }
                 }
                 let changed = kind == ManifestKind::DockerManifestList
-                    || children.values().any(Option::is_some);
+                    || children.values().any(Option::is_some)
+                    || subject.is_some();
                 if changed {
                     let mut doc = self.read(digest)?;
                     doc["mediaType"] = Value::from(media::OCI_INDEX);
+                    if let Some(s) = &subject {
+                        point_at(&mut doc, s);
+                    }
                     if let Some(Value::Array(entries)) = doc.get_mut("manifests") {
                         entries.retain_mut(|e| {
                             let d = e.get("digest").and_then(Value::as_str);
@@ -126,6 +198,15 @@ impl<'a> Rewriter<'a> {
             .into_iter()
             .filter_map(|(old, r)| r.map(|r| (old, r.digest)))
             .collect()
+    }
+}
+
+/// Points a manifest's `subject` at its rewritten subject.
+fn point_at(doc: &mut Value, subject: &Rewritten) {
+    if let Some(s) = doc.get_mut("subject") {
+        s["mediaType"] = Value::from(subject.media_type);
+        s["digest"] = Value::from(subject.digest.as_str());
+        s["size"] = Value::from(subject.bytes.len() as u64);
     }
 }
 

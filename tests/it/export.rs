@@ -466,3 +466,84 @@ fn export_docker_archive_is_read_by_skopeo_and_containerd() {
         );
     }
 }
+
+#[test]
+fn oci_media_types_point_referrers_at_the_rewritten_subject() {
+    // gc's signed/list:1 is a Docker manifest list whose children each
+    // have an untagged OCI referrer: rewriting a child changes its digest,
+    // so each referrer must name the new one (and gets a digest of its own).
+    let f = gc_fixture();
+    let t = tempdir();
+    let out = t.path().join("layout");
+    let referrers: Vec<String> = f.sidecar["untagged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["repo"] == "signed/list")
+        .map(|u| u["digest"].as_str().unwrap().to_string())
+        .collect();
+    let mut args = vec![
+        "export".to_string(),
+        f.root.display().to_string(),
+        out.display().to_string(),
+        "--format".into(),
+        "oci".into(),
+        "--oci-media-types".into(),
+        "--json".into(),
+        "signed/list:1".into(),
+    ];
+    args.extend(referrers.iter().map(|d| format!("signed/list@{d}")));
+    let run = regkit(&args).ok();
+    let rewritten: BTreeMap<String, String> =
+        serde_json::from_value(run.json()["rewritten"].clone()).unwrap();
+    let entries = index_entries(&out);
+    let mut checked = 0;
+    for old in &referrers {
+        let source: Value =
+            serde_json::from_slice(&fs::read(blob_path(&f.root, old)).unwrap()).unwrap();
+        let subject = source["subject"]["digest"].as_str().unwrap();
+        let new_subject = rewritten
+            .get(subject)
+            .unwrap_or_else(|| panic!("the subject {subject} of {old} was not rewritten"));
+        let new = rewritten
+            .get(old)
+            .unwrap_or_else(|| panic!("the referrer {old} was not rewritten"));
+        assert_ne!(new, old);
+        assert!(
+            entries
+                .iter()
+                .any(|e| e["digest"] == new.as_str() && e["mediaType"] == OCI_MANIFEST),
+            "index.json names {new}"
+        );
+        let bytes = fs::read(layout_blob(&out, new)).unwrap();
+        assert_eq!(&format!("sha256:{}", sha256_hex(&bytes)), new);
+        let m: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(m["subject"]["digest"], new_subject.as_str(), "{old}");
+        assert_eq!(m["subject"]["mediaType"], OCI_MANIFEST, "{old}");
+        let subject_file = layout_blob(&out, new_subject);
+        assert_eq!(
+            m["subject"]["size"],
+            fs::metadata(&subject_file).unwrap().len(),
+            "{old}"
+        );
+        // Nothing else of the referrer changed.
+        for k in [
+            "mediaType",
+            "artifactType",
+            "config",
+            "layers",
+            "annotations",
+        ] {
+            assert_eq!(m[k], source[k], "{old}: {k}");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "signed/list has a referrer per child");
+    // skopeo copies the rewritten list (and its rewritten children) from the
+    // layout, and umoci lists it.
+    let list = rewritten[&f.digest("signed/list:1")].clone();
+    let copied = skopeo_copy_all(&format!("oci:{}:1", out.display())).unwrap();
+    assert_eq!(copied, list);
+    let ls = run_cmd("umoci", &["ls", "--layout", out.to_str().unwrap()]).ok();
+    assert_eq!(ls.stdout.lines().collect::<Vec<_>>(), ["1"]);
+}
