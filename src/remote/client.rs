@@ -119,7 +119,7 @@ impl Response {
     }
 
     /// The body as a reader: every read is bounded by the stall timeout and
-    /// stops at Ctrl-C; its errors name the URL.
+    /// stops at Ctrl-C (with [`interrupt::io_error`]).
     pub fn into_reader(self) -> BodyReader {
         BodyReader {
             url: self.url,
@@ -154,19 +154,9 @@ pub struct BodyReader {
 }
 
 impl BodyReader {
-    /// The error of a read of this body, as the crate reports it.
-    pub fn error(&self, e: io::Error) -> Error {
-        if interrupt::interrupted() || interrupt::is_io_error(&e) {
-            return Error::Interrupted;
-        }
-        match e.get_ref().and_then(|i| i.downcast_ref::<ureq::Error>()) {
-            Some(u) => transport_error("GET", &self.url, clone_error(u)),
-            None => RemoteError::Unreachable {
-                url: self.url.clone(),
-                reason: e.to_string(),
-            }
-            .into_error(),
-        }
+    /// The URL the body comes from, for messages.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 }
 
@@ -174,15 +164,6 @@ impl Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         interrupt::check_io()?;
         self.inner.read(buf)
-    }
-}
-
-/// ureq's errors are not `Clone`; the kinds [`transport_error`] tells apart
-/// are rebuilt, the rest kept as text.
-fn clone_error(e: &ureq::Error) -> ureq::Error {
-    match e {
-        ureq::Error::Timeout(t) => ureq::Error::Timeout(*t),
-        e => ureq::Error::Io(io::Error::other(e.to_string())),
     }
 }
 

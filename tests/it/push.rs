@@ -657,6 +657,15 @@ fn answer(status: u16, headers: &[(&str, &str)]) -> Act {
     }
 }
 
+/// Reads every blob PUT and never answers it.
+fn stall_blob_puts(method: &str, path: &str) -> Act {
+    if method == "PUT" && path.contains("/blobs/uploads/") {
+        Act::Stall
+    } else {
+        Act::Forward
+    }
+}
+
 /// A blob upload's PUT, the one that carries the bytes or ends the upload.
 fn is_blob_put(s: &proxy::Seen) -> bool {
     s.method == "PUT" && s.path.contains("/blobs/uploads/")
@@ -795,13 +804,7 @@ fn push_gives_up_on_a_registry_that_stalls_naming_it_and_the_image() {
     let src = sample();
     let dst = tempdir();
     let reg = Registry::start(dst.path());
-    let proxy = Proxy::start(reg.port, |m, p| {
-        if m == "PUT" && p.contains("/blobs/uploads/") {
-            Act::Stall
-        } else {
-            Act::Forward
-        }
-    });
+    let proxy = Proxy::start(reg.port, stall_blob_puts);
     let root = src.root.to_str().unwrap();
     let r = regkit([
         "push",
@@ -841,13 +844,7 @@ fn push_interrupted_while_the_registry_stalls_exits_130() {
     let src = sample();
     let dst = tempdir();
     let reg = Registry::start(dst.path());
-    let proxy = Proxy::start(reg.port, |m, p| {
-        if m == "PUT" && p.contains("/blobs/uploads/") {
-            Act::Stall
-        } else {
-            Act::Forward
-        }
-    });
+    let proxy = Proxy::start(reg.port, stall_blob_puts);
     let root = src.root.to_str().unwrap();
     // A stall timeout far beyond the test's patience: only Ctrl-C can end
     // the wait.
