@@ -270,6 +270,33 @@ fn is_tls_io(io: &std::io::Error) -> bool {
 }
 
 /// A connected, authorized client for one registry.
+/// The one HTTP agent of every network client (registries, object stores):
+/// rustls with `tls`, up to `connections` kept open, a stalled transfer
+/// (no byte for `timeout`) an error, and every request in flight ended on
+/// Ctrl-C (the returned watch does it until it is dropped).
+pub fn new_agent(
+    tls: ureq::tls::TlsConfig,
+    connections: usize,
+    timeout: Duration,
+) -> (ureq::Agent, interrupt::Watch) {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .max_redirects(4)
+        .max_idle_connections_per_host(connections.max(1) * 2)
+        .max_idle_connections(connections.max(1) * 4)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        // A stalled transfer, not a slow one: each read and write of the
+        // connection gets the whole timeout again.
+        .timeout_per_read(Some(timeout))
+        .timeout_per_write(Some(timeout))
+        .user_agent(concat!("regkit/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let agent = ureq::Agent::new_with_config(config);
+    let watched = agent.clone();
+    (agent, interrupt::watch(move || watched.shutdown()))
+}
+
 pub struct Client {
     agent: ureq::Agent,
     /// `scheme://host[:port]`.
@@ -297,21 +324,11 @@ impl Client {
             Some(d) => vec![d.clone()],
             None => tls::default_cert_dirs(host),
         };
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .tls_config(tls::config(opts.tls_verify, &dirs)?)
-            .max_redirects(4)
-            .max_idle_connections_per_host(opts.connections.max(1) * 2)
-            .max_idle_connections(opts.connections.max(1) * 4)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            // A stalled transfer, not a slow one: each read and write of the
-            // connection gets the whole timeout again.
-            .timeout_per_read(Some(opts.timeout))
-            .timeout_per_write(Some(opts.timeout))
-            .user_agent(concat!("regkit/", env!("CARGO_PKG_VERSION")))
-            .build();
-        let agent = ureq::Agent::new_with_config(config);
-        let watched = agent.clone();
+        let (agent, watch) = new_agent(
+            tls::config(opts.tls_verify, &dirs)?,
+            opts.connections,
+            opts.timeout,
+        );
         let schemes = match scheme {
             Some(s) => vec![s],
             None if !opts.tls_verify => vec![Scheme::Https, Scheme::Http],
@@ -326,7 +343,7 @@ impl Client {
             timeout: opts.timeout,
             down: AtomicBool::new(false),
             sent: AtomicU64::new(0),
-            _watch: interrupt::watch(move || watched.shutdown()),
+            _watch: watch,
         };
         let mut first_err: Option<Error> = None;
         for (i, scheme) in schemes.iter().enumerate() {

@@ -215,18 +215,14 @@ impl Store {
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(s3_parallelism())
             .build_global();
-        let tls = crate::remote::tls::config(true, &[])?;
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .tls_config(tls)
-            .max_idle_connections_per_host(128)
-            .max_idle_connections(128)
-            .timeout_connect(Some(std::time::Duration::from_secs(30)))
-            .timeout_recv_response(Some(std::time::Duration::from_secs(120)))
-            .user_agent(concat!("regkit/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let (agent, watch) = crate::remote::client::new_agent(
+            crate::remote::tls::config(true, &[])?,
+            s3_parallelism(),
+            crate::remote::client::DEFAULT_TIMEOUT,
+        );
         let client = s3::client::Client::new(
-            ureq::Agent::new_with_config(config),
+            agent,
+            watch,
             settings.endpoint.clone(),
             settings.bucket.clone(),
             settings.region.clone(),

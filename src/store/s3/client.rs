@@ -60,6 +60,10 @@ impl S3Error {
 
 impl From<S3Error> for io::Error {
     fn from(e: S3Error) -> io::Error {
+        // A request ended by Ctrl-C (the agent shut down) is an interrupt.
+        if crate::interrupt::interrupted() {
+            return crate::interrupt::io_error();
+        }
         let kind = match e.status {
             404 => io::ErrorKind::NotFound,
             403 => io::ErrorKind::PermissionDenied,
@@ -98,6 +102,8 @@ pub struct PendingUpload {
 
 pub struct Client {
     agent: ureq::Agent,
+    /// Ends requests in flight on Ctrl-C.
+    _watch: crate::interrupt::Watch,
     pub endpoint: Endpoint,
     pub bucket: String,
     pub region: String,
@@ -115,6 +121,7 @@ enum Payload<'a> {
 impl Client {
     pub fn new(
         agent: ureq::Agent,
+        watch: crate::interrupt::Watch,
         endpoint: Endpoint,
         bucket: String,
         region: String,
@@ -122,6 +129,7 @@ impl Client {
     ) -> Client {
         Client {
             agent,
+            _watch: watch,
             endpoint,
             bucket,
             region,

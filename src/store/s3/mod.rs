@@ -113,7 +113,7 @@ impl S3Backend {
             let mut buf = first;
             loop {
                 crate::interrupt::check()
-                    .map_err(|_| PutError::Read(io::ErrorKind::Interrupted.into()))?;
+                    .map_err(|_| PutError::Read(crate::interrupt::io_error()))?;
                 let n = read_full(reader, &mut buf).map_err(PutError::Read)?;
                 if n == 0 {
                     break;
