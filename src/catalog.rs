@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+pub use crate::graph::Node;
 use crate::manifest::Manifest;
 use crate::paths::{self, Spec};
 use crate::store::Store;
@@ -35,14 +36,6 @@ pub struct Repository {
     pub revisions: BTreeSet<Digest>,
     /// Digests with a `_layers` link (names of the folders).
     pub layers: BTreeSet<Digest>,
-}
-
-/// A manifest as read from its blob.
-#[derive(Debug)]
-pub struct Node {
-    pub manifest: Manifest,
-    /// The length of the manifest's bytes.
-    pub size: u64,
 }
 
 /// What the walk should read besides tags and what they reach.

@@ -80,6 +80,13 @@ pub enum Error {
         actual: u64,
     },
 
+    #[error("manifest {digest} is nested deeper than {limit} levels of indexes")]
+    TooDeep {
+        digest: Digest,
+        path: Option<PathBuf>,
+        limit: usize,
+    },
+
     #[error("{}image `{name}` is not in the storage tree", origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default())]
     UnknownImage {
         name: String,
@@ -219,7 +226,9 @@ impl Error {
             | Error::OutputAppeared { path }
             | Error::Overlap { path, .. }
             | Error::Conflict { path, .. } => Some(path),
-            Error::Invalid { path, .. } | Error::BadList { path, .. } => path.as_deref(),
+            Error::Invalid { path, .. }
+            | Error::BadList { path, .. }
+            | Error::TooDeep { path, .. } => path.as_deref(),
             _ => None,
         }
     }

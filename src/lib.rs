@@ -20,6 +20,7 @@ pub mod compress;
 pub mod digest;
 pub mod error;
 pub mod gc;
+pub mod graph;
 pub mod import;
 pub mod interrupt;
 pub mod layout;

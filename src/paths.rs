@@ -82,7 +82,8 @@ pub enum Spec<'a> {
     UploadStartedAt(&'a str, &'a str),
     /// `repositories/<name>/_uploads/<id>/data`
     UploadData(&'a str, &'a str),
-    /// `.regkit-gc.lock`, regkit's own lock while it deletes from a tree
+    /// `.regkit-gc.lock`: names the gc run holding the tree's lock
+    /// (`store_write::Lock`), for other runs' messages
     GcLock,
     /// `.regkit-tmp/`, regkit's staging folder
     Staging,

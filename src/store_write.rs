@@ -1,10 +1,16 @@
 //! Deleting from a storage tree, for the few commands that own ROOT's
-//! writes (gc, delete). Paths come only from [`crate::paths::Spec`]; a
-//! place that is already gone counts as removed.
+//! writes (gc, delete), and the [`Lock`] every command that writes ROOT
+//! takes. Paths come only from [`crate::paths::Spec`]; a place that is
+//! already gone counts as removed.
 
-use std::fs;
-use std::io::{self, Write};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{Error, Result};
 use crate::paths::Spec;
@@ -64,72 +70,226 @@ impl TreeWriter {
         }
     }
 
-    /// Takes regkit's lock on the tree (created with O_EXCL); released when
-    /// the returned guard drops.
-    pub fn lock(&self) -> Result<LockGuard> {
-        let p = self.path(&Spec::GcLock);
-        match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
-            Ok(mut f) => {
-                let _ = writeln!(f, "regkit pid {}", std::process::id());
-                Ok(LockGuard { path: p })
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(locked(&p)),
-            Err(e) => Err(Error::io("create lock file", p, e)),
+    /// Whether `spec` was written (its modification or status change
+    /// time) at or after `since`; `false` if it does not exist. A hardlink
+    /// or rename changes the status time, so a blob put in place by any
+    /// writer after `since` counts, however old its content.
+    pub fn changed_since(&self, spec: &Spec, since: SystemTime) -> Result<bool> {
+        let p = self.path(spec);
+        let meta = match fs::symlink_metadata(&p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io("stat", p, e)),
+        };
+        let changed = UNIX_EPOCH
+            + Duration::new(
+                u64::try_from(meta.ctime()).unwrap_or(0),
+                u32::try_from(meta.ctime_nsec()).unwrap_or(0),
+            );
+        let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+        Ok(changed >= since || modified >= since)
+    }
+}
+
+/// The lock that keeps gc and the commands that write a tree apart: any
+/// number of writers (unpack, import and select into an existing tree,
+/// delete) hold it shared; gc holds it alone. It is `flock(2)` on the `v2`
+/// folder itself, held by an open descriptor: nothing is written for it,
+/// and the kernel releases it when the holder exits, however it exits
+/// (`kill -9` included), so a lock is never stale. Taking it never waits:
+/// a run that finds it taken fails at once, saying who holds it.
+///
+/// While gc holds it, `<v2>/.regkit-gc.lock` names the run (pid, host,
+/// start) for those messages; one left by a killed gc names nobody (the
+/// lock is free) and is replaced by the next gc.
+pub struct Lock {
+    /// `None` for a store with no local folder (see [`Lock::shared`]).
+    _held: Option<Flock<File>>,
+    /// gc's note, removed when the lock is released.
+    note: Option<PathBuf>,
+}
+
+impl Lock {
+    /// The writers' lock: shared with other writers, refused while gc runs.
+    /// A tree in an object store has no gc yet, so nothing to keep out: its
+    /// lock holds nothing until gc comes with a lock object of its own.
+    pub fn shared(store: &Store) -> Result<Lock> {
+        let Ok(v2) = local_v2(store) else {
+            return Ok(Lock {
+                _held: None,
+                note: None,
+            });
+        };
+        match take(&v2, FlockArg::LockSharedNonblock)? {
+            Some(held) => Ok(Lock {
+                _held: Some(held),
+                note: None,
+            }),
+            None => Err(busy(&v2, Holder::Gc)),
         }
     }
 
-    /// Refuses if another regkit holds the lock (for dry runs, which take
-    /// no lock).
-    pub fn check_unlocked(&self) -> Result<()> {
-        let p = self.path(&Spec::GcLock);
-        if p.symlink_metadata().is_ok() {
-            return Err(locked(&p));
-        }
-        Ok(())
+    /// gc's lock: refused while any other regkit writes or collects.
+    pub fn exclusive(store: &Store) -> Result<Lock> {
+        let v2 = local_v2(store)?;
+        let Some(held) = take(&v2, FlockArg::LockExclusiveNonblock)? else {
+            // Writers share the lock; another gc holds it alone.
+            let holder = match take(&v2, FlockArg::LockSharedNonblock)? {
+                Some(_) => Holder::Writers,
+                None => Holder::Gc,
+            };
+            return Err(busy(&v2, holder));
+        };
+        let note = v2.join(Spec::GcLock.path());
+        let text = format!(
+            "regkit gc\npid {}\nhost {}\nstarted {}\n",
+            std::process::id(),
+            hostname(),
+            crate::gc::time::format_rfc3339(SystemTime::now())
+        );
+        fs::write(&note, text).map_err(|e| Error::io("write", &note, e))?;
+        Ok(Lock {
+            _held: Some(held),
+            note: Some(note),
+        })
     }
 }
 
-fn locked(p: &Path) -> Error {
-    let holder = fs::read_to_string(p).unwrap_or_default();
-    Error::Refused {
-        message: format!(
-            "another regkit gc or delete is working on this tree (its lock file exists{})",
-            match holder.trim() {
-                "" => String::new(),
-                h => format!(": {h}"),
-            }
-        ),
-        path: p.to_path_buf(),
-        help: "if no regkit is running on this tree (one was killed), remove the lock file and run again".into(),
-    }
-}
-
-/// Removes the lock file when dropped.
-pub struct LockGuard {
-    path: PathBuf,
-}
-
-impl Drop for LockGuard {
+impl Drop for Lock {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        if let Some(note) = &self.note {
+            let _ = fs::remove_file(note);
+        }
     }
+}
+
+fn local_v2(store: &Store) -> Result<PathBuf> {
+    store
+        .backend()
+        .local_path(Path::new(""))
+        .ok_or_else(|| Error::invalid("this storage backend cannot be locked for writing offline"))
+}
+
+/// Takes the lock on `v2`; `None` if another holder has it.
+fn take(v2: &Path, how: FlockArg) -> Result<Option<Flock<File>>> {
+    let dir = File::open(v2).map_err(|e| Error::io("open folder", v2, e))?;
+    match Flock::lock(dir, how) {
+        Ok(held) => Ok(Some(held)),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(Error::Refused {
+            message: format!("cannot lock this tree (flock: {e})"),
+            path: v2.to_path_buf(),
+            help: "regkit locks the v2 folder with flock(2) so that gc and the commands that write never run at once; this filesystem does not support it".into(),
+        }),
+    }
+}
+
+/// Who holds a lock that could not be taken.
+enum Holder {
+    Gc,
+    Writers,
+}
+
+fn busy(v2: &Path, holder: Holder) -> Error {
+    let note = v2.join(Spec::GcLock.path());
+    match holder {
+        Holder::Gc => {
+            let who = fs::read_to_string(&note)
+                .ok()
+                .map(|t| describe_note(&t))
+                .unwrap_or_default();
+            Error::Refused {
+                message: format!("a regkit gc is collecting this tree{who}"),
+                path: if who.is_empty() { v2.to_path_buf() } else { note },
+                help: "run again once it has finished (regkit does not wait)".into(),
+            }
+        }
+        Holder::Writers => Error::Refused {
+            message: "another regkit is writing to this tree (unpack, import, select into it, or delete)".into(),
+            path: v2.to_path_buf(),
+            help: "run gc again once it has finished (gc never removes blobs a writer is putting in place)".into(),
+        },
+    }
+}
+
+/// ` (pid 42 on host reg1, started 2026-01-01T00:00:00Z)` from gc's note.
+fn describe_note(text: &str) -> String {
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+    };
+    match (field("pid "), field("host "), field("started ")) {
+        (Some(pid), Some(host), Some(started)) => {
+            format!(" (pid {pid} on host {host}, started {started})")
+        }
+        _ => String::new(),
+    }
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn lock_is_exclusive_and_released() {
+    fn tree() -> (tempfile::TempDir, Store) {
         let t = tempfile::tempdir().unwrap();
         fs::create_dir_all(t.path().join("docker/registry/v2/blobs")).unwrap();
         let store = Store::open(t.path()).unwrap();
+        (t, store)
+    }
+
+    #[test]
+    fn writers_share_the_lock_and_gc_holds_it_alone() {
+        let (_t, store) = tree();
+        let a = Lock::shared(&store).unwrap();
+        let b = Lock::shared(&store).unwrap();
+        let e = Lock::exclusive(&store).err().unwrap();
+        assert!(e.to_string().contains("writing to this tree"), "{e}");
+        drop((a, b));
+        let gc = Lock::exclusive(&store).unwrap();
+        let note = store.v2().join(Spec::GcLock.path());
+        assert!(fs::read_to_string(&note).unwrap().contains("pid "));
+        let e = Lock::shared(&store).err().unwrap();
+        assert!(
+            e.to_string().contains("gc is collecting this tree (pid "),
+            "{e}"
+        );
+        assert!(Lock::exclusive(&store).is_err());
+        drop(gc);
+        assert!(!note.exists());
+        // A note left by a killed gc holds nothing.
+        fs::write(
+            &note,
+            "regkit gc\npid 1\nhost x\nstarted 2000-01-01T00:00:00Z\n",
+        )
+        .unwrap();
+        drop(Lock::shared(&store).unwrap());
+        drop(Lock::exclusive(&store).unwrap());
+        assert!(!note.exists());
+    }
+
+    #[test]
+    fn changes_since_a_time_count_a_new_hardlink() {
+        let (t, store) = tree();
         let w = TreeWriter::new(&store).unwrap();
-        let guard = w.lock().unwrap();
-        assert!(matches!(w.lock(), Err(Error::Refused { .. })));
-        assert!(w.check_unlocked().is_err());
-        drop(guard);
-        assert!(w.check_unlocked().is_ok());
-        assert!(w.lock().is_ok());
+        let d = crate::Digest::sha256_of(b"x");
+        let p = w.path(&Spec::BlobData(&d));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, b"x").unwrap();
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        assert!(!w.changed_since(&Spec::BlobData(&d), later).unwrap());
+        assert!(w.changed_since(&Spec::BlobData(&d), UNIX_EPOCH).unwrap());
+        let since = SystemTime::now();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!w.changed_since(&Spec::BlobData(&d), since).unwrap());
+        fs::hard_link(&p, t.path().join("elsewhere")).unwrap();
+        assert!(w.changed_since(&Spec::BlobData(&d), since).unwrap());
+        let gone = crate::Digest::sha256_of(b"gone");
+        assert!(!w.changed_since(&Spec::BlobData(&gone), since).unwrap());
     }
 }

@@ -52,21 +52,54 @@ pub fn run(args: &GcArgs, quiet: bool) -> Result<ExitCode> {
     if args.json {
         let mut out = crate::cli::stdout();
         crate::cli::print_json(&mut out, &json(&o))?;
-    } else if o.blockers.is_empty() && (!quiet || args.dry_run) {
+    } else if !quiet || args.dry_run {
         let mut out = crate::cli::stdout();
         write!(out, "{}", text(&o)).map_err(|e| Error::io("write to standard output", "-", e))?;
     }
-    if o.blockers.is_empty() {
+    if o.left_fresh > 0 {
+        eprintln!(
+            "note: left {} file(s) written since gc started (a registry or another tool is writing to this tree)",
+            o.left_fresh
+        );
+    }
+    if o.kept_whole.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    for b in &o.blockers {
-        print_error(b);
+    for k in &o.kept_whole {
+        for e in &k.reasons {
+            print_error(e);
+        }
     }
     eprintln!(
-        "error: gc removed nothing: {} of the manifests and tags it must keep cannot be read, so it cannot know which blobs they need\n   = help: restore them, or remove them (regkit delete ROOT IMAGE, with --manifest for a manifest), then run gc again",
-        o.blockers.len()
+        "error: {}\n   = help: restore what cannot be read, or remove it (regkit delete ROOT IMAGE, with --manifest for a manifest), then run gc again",
+        kept_whole_summary(&o)
     );
     Ok(ExitCode::from(1))
+}
+
+/// `gc did its work but kept 1 repository whole: a (2 tags or manifests
+/// cannot be read)`.
+fn kept_whole_summary(o: &Outcome) -> String {
+    let repos: Vec<String> = o
+        .kept_whole
+        .iter()
+        .map(|k| match k.reasons.len() {
+            1 => format!("{} (1 tag or manifest cannot be read)", k.repository),
+            n => format!("{} ({n} tags or manifests cannot be read)", k.repository),
+        })
+        .collect();
+    format!(
+        "gc {} its work but kept {} repositor{} whole, since what {} cannot be known: {}",
+        if o.dry_run { "would do" } else { "did" },
+        repos.len(),
+        if repos.len() == 1 { "y" } else { "ies" },
+        if repos.len() == 1 {
+            "it needs"
+        } else {
+            "they need"
+        },
+        repos.join(", ")
+    )
 }
 
 fn text(o: &Outcome) -> String {
@@ -140,11 +173,19 @@ struct JsonOutcome<'a> {
     plan: &'a Plan,
     warnings: Vec<String>,
     errors: Vec<String>,
+    kept_whole: Vec<JsonKeptWhole>,
+    left_fresh: usize,
+}
+
+#[derive(Serialize)]
+struct JsonKeptWhole {
+    repository: String,
+    reasons: Vec<String>,
 }
 
 fn json(o: &Outcome) -> JsonOutcome<'_> {
     JsonOutcome {
-        ok: o.blockers.is_empty(),
+        ok: o.kept_whole.is_empty(),
         dry_run: o.dry_run,
         freed_blobs: o.plan.blobs.len(),
         freed_bytes: o.plan.blob_bytes(),
@@ -153,6 +194,20 @@ fn json(o: &Outcome) -> JsonOutcome<'_> {
         marked_blobs: o.marked_blobs,
         plan: &o.plan,
         warnings: o.warnings.iter().map(|e| render("warning", e)).collect(),
-        errors: o.blockers.iter().map(|e| render("error", e)).collect(),
+        errors: o
+            .kept_whole
+            .iter()
+            .flat_map(|k| &k.reasons)
+            .map(|e| render("error", e))
+            .collect(),
+        kept_whole: o
+            .kept_whole
+            .iter()
+            .map(|k| JsonKeptWhole {
+                repository: k.repository.clone(),
+                reasons: k.reasons.iter().map(|e| e.root().to_string()).collect(),
+            })
+            .collect(),
+        left_fresh: o.left_fresh,
     }
 }

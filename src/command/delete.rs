@@ -15,7 +15,7 @@ use crate::paths::Spec;
 use crate::reference::ImageRef;
 use crate::selection;
 use crate::store::Store;
-use crate::store_write::TreeWriter;
+use crate::store_write::{Lock, TreeWriter};
 
 /// What delete removed (or, for a dry run, would remove).
 #[derive(Debug, Default, Serialize)]
@@ -30,8 +30,8 @@ pub struct Deleted {
 pub fn run(root: &Path, refs: &[ImageRef], manifest: bool, dry_run: bool) -> Result<Deleted> {
     let store = Store::open(root)?;
     let writer = TreeWriter::new(&store)?;
-    // The lock is taken only to write, so that a refused run writes nothing.
-    writer.check_unlocked()?;
+    // Held from before the walk to the last removal: gc waits for it.
+    let _lock = (!dry_run).then(|| Lock::shared(&store)).transpose()?;
     let catalog = Catalog::load(&store, WalkOptions::default())?;
     let mut out = Deleted {
         dry_run,
@@ -64,7 +64,6 @@ pub fn run(root: &Path, refs: &[ImageRef], manifest: bool, dry_run: bool) -> Res
     if dry_run {
         return Ok(out);
     }
-    let _lock = writer.lock()?;
     // Tags first, so that no tag ever names a manifest without its revision.
     for (repo, tag) in &out.tags {
         crate::interrupt::check()?;

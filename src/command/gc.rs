@@ -1,21 +1,27 @@
 //! `gc`: offline mark and sweep of a storage tree, like
 //! `docker-registry garbage-collect`, with the safety checks an offline
-//! tool needs.
+//! tool needs: it holds the tree's lock alone (no regkit writes meanwhile),
+//! refuses while uploads are fresh (a registry may be running), never
+//! removes what was written since it started, and works around damage by
+//! keeping the damaged repositories whole.
 
 use std::path::Path;
 use std::time::SystemTime;
 
 use crate::catalog::{Catalog, WalkOptions};
 use crate::error::{Error, Result};
-use crate::gc::{self, mark, sweep, uploads, Options, Plan};
+use crate::gc::{self, mark, sweep, uploads, Fresh, Options, Plan};
 use crate::paths::Spec;
 use crate::progress::Progress;
 use crate::store::Store;
-use crate::store_write::TreeWriter;
+use crate::store_write::{Lock, TreeWriter};
+
+pub use crate::gc::mark::KeptWhole;
 
 /// What gc did (or, for a dry run, would do).
 #[derive(Debug)]
 pub struct Outcome {
+    /// What was removed (or would be).
     pub plan: Plan,
     pub dry_run: bool,
     /// Manifests kept, summed over repositories.
@@ -23,17 +29,18 @@ pub struct Outcome {
     /// Blobs marked (manifests included).
     pub marked_blobs: usize,
     pub warnings: Vec<Error>,
-    /// When not empty, gc refused and removed nothing.
-    pub blockers: Vec<Error>,
+    /// Repositories kept whole because of damage: gc did its work
+    /// everywhere else, but the tree needs attention.
+    pub kept_whole: Vec<KeptWhole>,
+    /// Files the plan named that were left because they were written
+    /// since gc started (a writer that takes no lock was at work).
+    pub left_fresh: usize,
 }
 
 pub fn run(root: &Path, opts: &Options) -> Result<Outcome> {
+    let started = SystemTime::now();
     let store = Store::open(root)?;
     let writer = TreeWriter::new(&store)?;
-    // Refuse early; take the lock only to sweep, so that a refused run
-    // writes nothing. (Work done before the lock is safe: another delete
-    // can only make more garbage, never make garbage needed.)
-    writer.check_unlocked()?;
     let now = SystemTime::now();
     let uploads = uploads::find(&store)?;
     let recent = gc::recent(&uploads, now);
@@ -49,6 +56,13 @@ pub fn run(root: &Path, opts: &Options) -> Result<Outcome> {
                 .into(),
         });
     }
+    // Held from before the walk to the last removal, so that no regkit
+    // writer links a blob the mark did not see. A dry run removes nothing
+    // and takes no lock.
+    let _lock = (!opts.dry_run)
+        .then(|| Lock::exclusive(&store))
+        .transpose()?;
+    let fresh = Fresh::new(&writer, started);
     let catalog = Catalog::load(
         &store,
         WalkOptions {
@@ -57,29 +71,48 @@ pub fn run(root: &Path, opts: &Options) -> Result<Outcome> {
             repos: None,
         },
     )?;
-    let marked = mark::mark(&catalog, opts.delete_untagged)?;
-    let mut outcome = Outcome {
-        plan: Plan::default(),
+    let marked = mark::mark(&catalog, opts.delete_untagged, &|repo, d| {
+        fresh.is(&Spec::RevisionLink(repo, d))
+    })?;
+    let mut plan = gc::plan(&catalog, &marked, &uploads, opts, now, &fresh)?;
+    crate::interrupt::check()?;
+    let mut left_fresh = 0;
+    if !opts.dry_run {
+        let progress = Progress::new(plan.steps(), "collecting", opts.quiet);
+        let needs = |_: &str, d: &crate::Digest| mark::needs(&catalog, d);
+        let left = sweep::apply(&plan, &writer, &fresh, &needs, &progress)?;
+        progress.finish();
+        if !left.is_empty() {
+            left_fresh = left.manifests.len() + left.layer_links.len() + left.blobs.len();
+            plan = without(plan, &left);
+        }
+    }
+    let outcome = Outcome {
+        plan,
         dry_run: opts.dry_run,
         kept_manifests: marked.kept,
         marked_blobs: marked.blobs.len(),
-        warnings: Vec::new(),
-        blockers: Vec::new(),
+        warnings: marked.warnings,
+        kept_whole: marked.kept_whole,
+        left_fresh,
     };
-    if !marked.blockers.is_empty() {
-        outcome.warnings = marked.warnings;
-        outcome.blockers = marked.blockers;
-        return Ok(outcome);
-    }
-    outcome.plan = gc::plan(&catalog, &marked, &uploads, opts, now)?;
-    crate::interrupt::check()?;
-    outcome.warnings = marked.warnings;
-    if !opts.dry_run {
-        let _lock = writer.lock()?;
-        let progress = Progress::new(outcome.plan.steps(), "collecting", opts.quiet);
-        sweep::apply(&outcome.plan, &writer, &progress)?;
-        progress.finish();
-    }
     std::thread::spawn(move || drop((catalog, marked.blobs)));
     Ok(outcome)
+}
+
+/// The plan without what the sweep left.
+fn without(plan: Plan, left: &sweep::Left) -> Plan {
+    fn keep<T>(v: Vec<T>, left: &std::collections::HashSet<usize>) -> Vec<T> {
+        v.into_iter()
+            .enumerate()
+            .filter(|(i, _)| !left.contains(i))
+            .map(|(_, x)| x)
+            .collect()
+    }
+    Plan {
+        manifests: keep(plan.manifests, &left.manifests),
+        layer_links: keep(plan.layer_links, &left.layer_links),
+        blobs: keep(plan.blobs, &left.blobs),
+        uploads: plan.uploads,
+    }
 }

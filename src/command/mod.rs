@@ -189,6 +189,9 @@ impl StorageTarget {
             StorageTarget::New => crate::sink::fs::write_new(plan, store, out, force, progress),
             StorageTarget::Merge => {
                 let dst = Store::create(out)?;
+                // An existing tree: hold its writers' lock, so that no gc
+                // runs while blobs are in place and their links not yet.
+                let _lock = crate::store_write::Lock::shared(&dst)?;
                 crate::sink::store::merge(plan, store, &dst, progress)
             }
         }

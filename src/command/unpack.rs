@@ -32,6 +32,7 @@ use crate::overlap::Protected;
 use crate::paths::{self, Parsed, Spec};
 use crate::progress::Progress;
 use crate::store::{Body, LinkPut, Store};
+use crate::store_write::Lock;
 
 #[derive(Debug, Clone, Default)]
 pub struct UnpackOptions {
@@ -78,6 +79,12 @@ pub fn run(bundle: &Path, root: &Path, opts: &UnpackOptions) -> Result<UnpackRep
     let mut store = match Store::can_create(root)? {
         true => Some(Store::create(root)?),
         false => None,
+    };
+    // Held while anything is written: no gc may run while blobs are in
+    // place and their links not yet.
+    let mut lock = match (&store, opts.dry_run) {
+        (Some(s), false) => Some(Lock::shared(s)?),
+        _ => None,
     };
     if let Some(s) = &store {
         Protected::tree(root, s.v2()).check(bundle, "the bundle")?;
@@ -153,7 +160,7 @@ pub fn run(bundle: &Path, root: &Path, opts: &UnpackOptions) -> Result<UnpackRep
                         let n = entry.size();
                         let store = match &mut store {
                             Some(s) => &*s,
-                            None => store.insert(Store::create(root)?),
+                            None => store.insert(create_locked(root, &mut lock)?),
                         };
                         let body = Body::Stream {
                             reader: &mut entry,
@@ -226,7 +233,15 @@ pub fn run(bundle: &Path, root: &Path, opts: &UnpackOptions) -> Result<UnpackRep
             path: Some(bundle.into()),
         });
     }
-    write_links(root, store.as_ref(), links, &seen_blobs, opts, &mut report)?;
+    write_links(
+        root,
+        store.as_ref(),
+        &mut lock,
+        links,
+        &seen_blobs,
+        opts,
+        &mut report,
+    )?;
     progress.finish();
     Ok(report)
 }
@@ -237,6 +252,15 @@ fn drain(r: &mut impl Read) -> io::Result<u64> {
         Ok((_, n)) => Ok(n),
         Err(CopyError::Read(e) | CopyError::Write(e)) => Err(e),
     }
+}
+
+/// Makes the tree at `root` and takes its writers' lock.
+fn create_locked(root: &Path, lock: &mut Option<Lock>) -> Result<Store> {
+    let store = Store::create(root)?;
+    if lock.is_none() {
+        *lock = Some(Lock::shared(&store)?);
+    }
+    Ok(store)
 }
 
 fn entry_name<R: Read>(entry: &tar::Entry<R>, bundle: &Path) -> Result<String> {
@@ -314,6 +338,7 @@ fn spec_of(p: &Parsed) -> Spec<'_> {
 fn write_links(
     root: &Path,
     store: Option<&Store>,
+    lock: &mut Option<Lock>,
     links: BTreeMap<String, PendingLink>,
     new_blobs: &HashSet<Digest>,
     opts: &UnpackOptions,
@@ -400,7 +425,7 @@ fn write_links(
     let store = match store {
         Some(s) => s,
         None => {
-            made = Store::create(root)?;
+            made = create_locked(root, lock)?;
             &made
         }
     };

@@ -8,6 +8,13 @@
 //! same repository whose `subject` is kept is kept. Unlike distribution's
 //! collector, children of a kept index and referrers of a kept manifest are
 //! never removed (distribution/distribution#3004, #3178).
+//!
+//! Damage is worked around, not given up on: a repository with a tag link
+//! or a kept manifest that cannot be read (so the blobs it needs are
+//! unknown) is kept whole — every revision, every blob its revision and
+//! `_layers` links name — and the rest of the tree is collected as usual.
+//! A revision written since gc started (a push in progress) is kept with
+//! everything it needs.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,7 +24,16 @@ use rayon::prelude::*;
 use crate::catalog::{Catalog, Node, Repository};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::graph;
 use crate::paths::Spec;
+
+/// A repository kept whole, and why.
+#[derive(Debug)]
+pub struct KeptWhole {
+    pub repository: String,
+    /// What could not be read, each with its path.
+    pub reasons: Vec<Error>,
+}
 
 /// What the mark found.
 #[derive(Debug, Default)]
@@ -28,19 +44,32 @@ pub struct Marked {
     pub kept: usize,
     /// Revisions no tag reaches, to remove with `--delete-untagged`.
     pub untagged: Vec<(String, Digest)>,
-    /// Damage that does not stop gc (a revision whose blob is missing).
+    /// Damage that changes nothing gc does (a revision whose blob is
+    /// missing: it needs nothing).
     pub warnings: Vec<Error>,
-    /// Damage that stops gc: a manifest it must keep cannot be read, so the
-    /// blobs it needs are unknown.
-    pub blockers: Vec<Error>,
+    /// Repositories kept whole because of damage, sorted by name.
+    pub kept_whole: Vec<KeptWhole>,
+}
+
+impl Marked {
+    /// Whether `repo` is kept whole (none of its links may go).
+    pub fn is_whole(&self, repo: &str) -> bool {
+        self.kept_whole.iter().any(|k| k.repository == repo)
+    }
 }
 
 /// Marks every repository of the catalog (walked with `revisions`).
-pub fn mark(catalog: &Catalog, delete_untagged: bool) -> Result<Marked> {
+/// `fresh(repo, digest)` says whether a revision link was written since gc
+/// started; such a revision is kept even if no tag reaches it.
+pub fn mark(
+    catalog: &Catalog,
+    delete_untagged: bool,
+    fresh: &(dyn Fn(&str, &Digest) -> bool + Sync),
+) -> Result<Marked> {
     let repos: Vec<&Repository> = catalog.repos.values().collect();
     let per_repo: Vec<Marked> = repos
         .par_iter()
-        .map(|r| mark_repo(catalog, r, delete_untagged))
+        .map(|r| mark_repo(catalog, r, delete_untagged, fresh))
         .collect::<Result<_>>()?;
     let mut all = Marked::default();
     for m in per_repo {
@@ -48,14 +77,89 @@ pub fn mark(catalog: &Catalog, delete_untagged: bool) -> Result<Marked> {
         all.kept += m.kept;
         all.untagged.extend(m.untagged);
         all.warnings.extend(m.warnings);
-        all.blockers.extend(m.blockers);
+        all.kept_whole.extend(m.kept_whole);
     }
     Ok(all)
 }
 
-fn mark_repo(catalog: &Catalog, repo: &Repository, delete_untagged: bool) -> Result<Marked> {
+/// One repository's mark.
+struct RepoMark<'a> {
+    catalog: &'a Catalog,
+    name: &'a str,
+    /// subject → the revisions that refer to it (OCI referrers).
+    referrers: HashMap<Digest, Vec<Digest>>,
+    kept: HashSet<Digest>,
+    out: Marked,
+    /// Why the repository must be kept whole.
+    reasons: Vec<Error>,
+}
+
+impl RepoMark<'_> {
+    /// Keeps `roots` and everything they need.
+    fn keep(&mut self, roots: Vec<Digest>) {
+        let mut roots = roots;
+        while let Some(d) = roots.pop() {
+            if self.kept.contains(&d) {
+                continue;
+            }
+            let mut walk = MarkWalk {
+                mark: self,
+                referrers: Vec::new(),
+            };
+            let result = graph::walk(&d, &mut walk);
+            roots.extend(walk.referrers);
+            if let Err(e) = result {
+                let image = format!("{}@{d}", self.name);
+                self.reasons.push(e.in_image(image));
+            }
+        }
+    }
+}
+
+/// Marks one root's graph: each manifest kept once, its blobs marked, its
+/// referrers queued as roots of their own.
+struct MarkWalk<'a, 'b> {
+    mark: &'a mut RepoMark<'b>,
+    referrers: Vec<Digest>,
+}
+
+impl graph::Visitor for MarkWalk<'_, '_> {
+    fn manifest(&mut self, step: &graph::Step) -> Result<Option<Arc<Node>>> {
+        let m = &mut *self.mark;
+        let d = step.digest;
+        if !m.kept.insert(d.clone()) {
+            return Ok(None);
+        }
+        m.out.blobs.insert(d.clone());
+        self.referrers
+            .extend(m.referrers.get(d).into_iter().flatten().cloned());
+        match m.catalog.node(d, &step.what) {
+            Ok(n) => Ok(Some(n)),
+            // Nothing to keep for a manifest whose blob is gone.
+            Err(e) if matches!(e.root(), Error::MissingBlob { .. }) => {
+                m.out.warnings.push(e.in_image(format!("{}@{d}", m.name)));
+                Ok(None)
+            }
+            // What it needs is unknown.
+            Err(e) => Err(e),
+        }
+    }
+
+    fn blob(&mut self, _step: &graph::Step, blob: &graph::BlobRef) -> Result<()> {
+        self.mark.out.blobs.insert(blob.descriptor.digest.clone());
+        Ok(())
+    }
+}
+
+fn mark_repo(
+    catalog: &Catalog,
+    repo: &Repository,
+    delete_untagged: bool,
+    fresh: &(dyn Fn(&str, &Digest) -> bool + Sync),
+) -> Result<Marked> {
     let name = repo.name.as_str();
     let mut out = Marked::default();
+    let mut reasons = Vec::new();
     // A revision is a folder with a link file, as the registry enumerates
     // them. A link that does not parse still names its manifest by its
     // folder: keep it rather than guess.
@@ -86,24 +190,19 @@ fn mark_repo(catalog: &Catalog, repo: &Repository, delete_untagged: bool) -> Res
             }
         }
     }
-    for target in repo.tags.values() {
+    for (tag, target) in &repo.tags {
         match target {
             Ok(d) => roots.push(d.clone()),
             // A tag folder without `current`: no tag (distribution skips it).
             Err(e) if matches!(**e, Error::Invalid { .. }) => {}
-            // Which manifest the tag keeps is unknown: stop, as
-            // distribution's collector does with --delete-untagged.
-            Err(e) if delete_untagged => out.blockers.push(Error::Shared(e.clone())),
-            Err(e) => out.warnings.push(Error::Shared(e.clone())),
+            // Which manifest the tag keeps is unknown.
+            Err(e) => reasons.push(Error::Shared(e.clone()).in_image(format!("{name}:{tag}"))),
         }
     }
     if !delete_untagged {
         roots.extend(revisions.iter().cloned());
     }
 
-    let node =
-        |d: &Digest| -> std::result::Result<Arc<Node>, Error> { catalog.node(d, "manifest") };
-    // subject → the revisions that refer to it (OCI referrers).
     let mut referrers: HashMap<Digest, Vec<Digest>> = HashMap::new();
     for d in &revisions {
         if let Some(Ok(n)) = catalog.manifests.get(d) {
@@ -115,32 +214,40 @@ fn mark_repo(catalog: &Catalog, repo: &Repository, delete_untagged: bool) -> Res
             }
         }
     }
-
-    let mut kept: HashSet<Digest> = HashSet::new();
-    while let Some(d) = roots.pop() {
-        if !kept.insert(d.clone()) {
-            continue;
-        }
-        out.blobs.insert(d.clone());
-        roots.extend(referrers.get(&d).into_iter().flatten().cloned());
-        match node(&d) {
-            Ok(n) => {
-                roots.extend(n.manifest.children.iter().map(|c| c.digest.clone()));
-                out.blobs
-                    .extend(n.manifest.blobs().map(|b| b.digest.clone()));
-            }
-            // Nothing to keep for a manifest whose blob is gone.
-            Err(e @ Error::MissingBlob { .. }) => {
-                out.warnings.push(e.in_image(format!("{name}@{d}")))
-            }
-            Err(Error::Shared(e)) if matches!(*e, Error::MissingBlob { .. }) => out
-                .warnings
-                .push(Error::Shared(e).in_image(format!("{name}@{d}"))),
-            Err(e) => out.blockers.push(e.in_image(format!("{name}@{d}"))),
-        }
+    let mut m = RepoMark {
+        catalog,
+        name,
+        referrers,
+        kept: HashSet::new(),
+        out,
+        reasons,
+    };
+    m.keep(roots);
+    if delete_untagged && m.reasons.is_empty() {
+        // Revisions written since gc started belong to a push in progress.
+        let fresh: Vec<Digest> = revisions
+            .iter()
+            .filter(|d| !m.kept.contains(*d) && fresh(name, d))
+            .cloned()
+            .collect();
+        m.keep(fresh);
     }
+    if !m.reasons.is_empty() {
+        keep_whole(&mut m, &revisions, repo);
+    }
+    let RepoMark {
+        kept,
+        mut out,
+        reasons,
+        ..
+    } = m;
     out.kept = kept.len();
-    if delete_untagged {
+    if !reasons.is_empty() {
+        out.kept_whole.push(KeptWhole {
+            repository: name.to_string(),
+            reasons,
+        });
+    } else if delete_untagged {
         out.untagged = revisions
             .into_iter()
             .filter(|d| !kept.contains(d))
@@ -148,4 +255,49 @@ fn mark_repo(catalog: &Catalog, repo: &Repository, delete_untagged: bool) -> Res
             .collect();
     }
     Ok(out)
+}
+
+/// Keeps every revision of a damaged repository with what it needs, and
+/// every blob its `_layers` links name (by folder and by content).
+fn keep_whole(m: &mut RepoMark, revisions: &[Digest], repo: &Repository) {
+    m.keep(revisions.to_vec());
+    m.out.blobs.extend(revisions.iter().cloned());
+    let name = repo.name.as_str();
+    let layers: Vec<&Digest> = repo.layers.iter().collect();
+    let specs: Vec<Spec> = layers.iter().map(|d| Spec::LayerLink(name, d)).collect();
+    let read = m
+        .catalog
+        .store
+        .read_links_in(&Spec::LayersRoot(name), &specs);
+    for (d, link) in layers.into_iter().zip(read) {
+        m.out.blobs.insert(d.clone());
+        if let Ok(Some(t)) = link {
+            m.out.blobs.insert(t);
+        }
+    }
+}
+
+/// Every manifest and blob the manifest `digest` needs (itself included),
+/// as far as the catalog can read them.
+pub fn needs(catalog: &Catalog, digest: &Digest) -> Vec<Digest> {
+    struct Needs<'a> {
+        catalog: &'a Catalog,
+        out: Vec<Digest>,
+    }
+    impl graph::Visitor for Needs<'_> {
+        fn manifest(&mut self, step: &graph::Step) -> Result<Option<Arc<Node>>> {
+            self.out.push(step.digest.clone());
+            Ok(self.catalog.node(step.digest, &step.what).ok())
+        }
+        fn blob(&mut self, _: &graph::Step, blob: &graph::BlobRef) -> Result<()> {
+            self.out.push(blob.descriptor.digest.clone());
+            Ok(())
+        }
+    }
+    let mut v = Needs {
+        catalog,
+        out: Vec::new(),
+    };
+    let _ = graph::walk(digest, &mut v);
+    v.out
 }

@@ -7,7 +7,7 @@ pub mod sweep;
 pub mod time;
 pub mod uploads;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
@@ -18,7 +18,33 @@ use crate::catalog::Catalog;
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::paths::Spec;
+use crate::store_write::TreeWriter;
 use uploads::Upload;
+
+/// What was written to the tree since gc started (a writer that takes no
+/// lock, such as a running registry): never removed.
+pub struct Fresh<'a> {
+    writer: &'a TreeWriter,
+    since: SystemTime,
+}
+
+impl<'a> Fresh<'a> {
+    /// Files changed at or after `started` are fresh. File times come from
+    /// a clock that may lag the one `started` was read from by a tick, so
+    /// the line is drawn a little earlier.
+    pub fn new(writer: &'a TreeWriter, started: SystemTime) -> Fresh<'a> {
+        Fresh {
+            writer,
+            since: started - Duration::from_millis(20),
+        }
+    }
+
+    /// Whether `spec` was written since gc started (when it cannot be
+    /// told, it counts as fresh: kept).
+    pub fn is(&self, spec: &Spec) -> bool {
+        self.writer.changed_since(spec, self.since).unwrap_or(true)
+    }
+}
 
 /// Uploads written to this recently mean a registry may be at work.
 pub const RECENT_UPLOAD: Duration = Duration::from_secs(10 * 60);
@@ -84,13 +110,15 @@ impl Plan {
 }
 
 /// Plans the sweep from a mark: untagged manifests, `_layers` links and
-/// blobs nobody marked, stale uploads.
+/// blobs nobody marked, stale uploads. Nothing of a repository kept whole
+/// goes, and no `_layers` link written since gc started, nor its blob.
 pub fn plan(
     catalog: &Catalog,
     marked: &mark::Marked,
     uploads: &[Upload],
     opts: &Options,
     now: SystemTime,
+    fresh: &Fresh,
 ) -> Result<Plan> {
     let store = &catalog.store;
     // Tag index entries naming each manifest to remove.
@@ -123,9 +151,10 @@ pub fn plan(
         .collect::<Result<_>>()?;
     let manifests = per_repo.into_iter().flatten().collect();
 
-    let layer_links = catalog
+    let candidates: Vec<LayerLinkDel> = catalog
         .repos
         .values()
+        .filter(|r| !marked.is_whole(&r.name))
         .flat_map(|r| {
             r.layers
                 .iter()
@@ -136,14 +165,21 @@ pub fn plan(
                 })
         })
         .collect();
+    let (fresh_links, layer_links): (Vec<LayerLinkDel>, Vec<LayerLinkDel>) = candidates
+        .into_par_iter()
+        .partition(|l| fresh.is(&Spec::LayerLink(&l.repository, &l.digest)));
+    let linked_fresh: HashSet<Digest> = fresh_links.into_iter().map(|l| l.digest).collect();
 
     let unmarked: Vec<Digest> = blobs::list(store)?
         .into_iter()
-        .filter(|d| !marked.blobs.contains(d))
+        .filter(|d| !marked.blobs.contains(d) && !linked_fresh.contains(d))
         .collect();
     let sized: Vec<Option<BlobDel>> = unmarked
         .par_iter()
         .map(|d| {
+            if fresh.is(&Spec::BlobData(d)) {
+                return Ok(None);
+            }
             Ok(store.blob_size(d)?.map(|size| BlobDel {
                 digest: d.clone(),
                 size,

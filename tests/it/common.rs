@@ -724,3 +724,31 @@ pub fn wait_with_deadline(child: Child, patience: Duration) -> Output {
         }
     }
 }
+
+/// Starts regkit in the background, each step of its work slowed down by
+/// `delay_ms` (`REGKIT_TEST_STEP_DELAY_MS`); standard output and error are
+/// kept for [`finish`].
+pub fn spawn_slowed(args: &[&str], delay_ms: u64) -> Child {
+    Command::new(regkit_path())
+        .args(args)
+        .env("REGKIT_TEST_STEP_DELAY_MS", delay_ms.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run regkit")
+}
+
+/// Waits for a run started by [`spawn_slowed`].
+pub fn finish(child: Child) -> Run {
+    Run::from(child.wait_with_output().expect("wait for regkit"))
+}
+
+/// Polls until `cond` holds; fails the test after a minute.
+#[track_caller]
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -321,26 +321,11 @@ fn gc_refuses_while_a_registry_may_be_writing() {
     assert!(r.stderr.contains("--force"), "{}", r.stderr);
     assert!(Snapshot::take(&d.root) == before, "the tree changed");
 
-    // Its own lock: refused, and says where the lock is.
-    let lock = d.root.join("docker/registry/v2/.regkit-gc.lock");
-    fs::write(&lock, "regkit pid 1\n").unwrap();
-    for args in [&["--force"][..], &["--force", "--dry-run"][..]] {
-        let r = gc(&d.root, args).fails(1);
-        assert!(r.stderr.contains("lock"), "{}", r.stderr);
-        assert!(
-            r.stderr.contains(&lock.display().to_string()),
-            "{}",
-            r.stderr
-        );
-    }
-    let r = regkit(["delete", d.root.to_str().unwrap(), "team/app:v2"]).fails(1);
-    assert!(r.stderr.contains("lock"), "{}", r.stderr);
-    fs::remove_file(&lock).unwrap();
-
     // --force runs; the fresh upload stays.
     gc(&d.root, &["--force", "--uploads-older-than", "1h"]).ok();
     assert!(upload.is_dir());
-    assert!(!lock.exists(), "the lock was left behind");
+    let note = d.root.join("docker/registry/v2/.regkit-gc.lock");
+    assert!(!note.exists(), "gc left its note behind");
     assert_serves_tags(&d.root, &with_sidecar(sample(), &d), &[]);
 }
 
@@ -393,22 +378,56 @@ fn gc_removes_uploads_older_than_asked() {
     assert_serves_tags(&d.root, &with_sidecar(sample(), &d), &[]);
 }
 
+/// The untagged manifest `many/tags:t00` was moved away from.
+fn moved_away(f: &Fixture) -> String {
+    f.sidecar["untagged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["repo"] == "many/tags")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn repo_dir_of(root: &Path, repo: &str) -> std::path::PathBuf {
+    root.join("docker/registry/v2/repositories").join(repo)
+}
+
 #[test]
-fn gc_refuses_to_guess_what_an_unreadable_manifest_needs() {
+fn gc_keeps_a_repository_whose_manifest_cannot_be_read_whole() {
+    // A kept manifest that is not JSON: which blobs it needs is unknown, so
+    // its repository is kept whole, and gc does its work everywhere else.
     let t = tempdir();
     let d = damaged("not-json", sample(), t.path());
     let rec = &d.sidecar["damages"][0];
     let blob = d.root.join(rec["paths"][0].as_str().unwrap());
-    let before = Snapshot::take(&d.root);
-    let r = gc(&d.root, &[]).fails(1);
+    let broken = repo_dir_of(&d.root, "library/alpine");
+    let before = Snapshot::take(&broken);
+    let moved = moved_away(sample());
+    assert!(blob_path(&d.root, &moved).exists());
+    let r = gc(&d.root, &["--delete-untagged"]).fails(1);
     assert!(
         r.stderr.contains(&blob.display().to_string()),
         "{}",
         r.stderr
     );
     assert!(r.stderr.contains("library/alpine@"), "{}", r.stderr);
-    assert!(r.stderr.contains("removed nothing"), "{}", r.stderr);
-    assert!(Snapshot::take(&d.root) == before, "the tree changed");
+    assert!(
+        r.stderr
+            .contains("gc did its work but kept 1 repository whole")
+            && r.stderr
+                .contains("library/alpine (1 tag or manifest cannot be read)"),
+        "{}",
+        r.stderr
+    );
+    // Elsewhere the untagged manifest went; the damaged repository and
+    // every blob it names stayed.
+    assert!(!blob_path(&d.root, &moved).exists());
+    assert!(Snapshot::take(&broken) == before, "library/alpine changed");
+    assert!(blob.exists());
+    assert_serves_tags(&d.root, &with_sidecar(sample(), &d), &[]);
     // Once its tag and revision are deleted, gc collects it.
     regkit([
         "delete",
@@ -447,42 +466,54 @@ fn gc_warns_about_a_revision_whose_manifest_is_gone() {
 }
 
 #[test]
-fn gc_delete_untagged_refuses_a_tag_it_cannot_read() {
-    // Which manifest a garbled tag keeps is unknown: --delete-untagged stops
-    // (distribution's collector fails there too); without it, all
-    // revisions are kept anyway and gc goes on with a warning.
+fn gc_keeps_a_repository_with_an_unreadable_tag_whole_and_collects_the_rest() {
+    // One unreadable tag link (a truncated digest) used to make gc remove
+    // nothing at all, as distribution's collector does. Now that
+    // repository is kept whole and the orphan elsewhere goes.
     let t = tempdir();
-    let d = damaged("bad-link", sample(), t.path());
-    let tag_link = d.sidecar["damages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["paths"][0].as_str().unwrap().contains("/current/"))
-        .unwrap()["paths"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let tag_link = d.root.join(tag_link);
-    let before = Snapshot::take(&d.root);
-    let r = gc(&d.root, &["-m"]).fails(1);
+    let d = damaged("orphan-blob", sample(), t.path());
+    let rec = &d.sidecar["damages"][0];
+    assert_ne!(rec["repo"], "many/tags");
+    let orphan = d.root.join(rec["paths"][0].as_str().unwrap());
+    let orphan_link = d.root.join(rec["paths"][1].as_str().unwrap());
+    let broken = repo_dir_of(&d.root, "many/tags");
+    let tag_link = broken.join("_manifests/tags/t07/current/link");
+    let digest = fs::read_to_string(&tag_link).unwrap();
+    fs::write(&tag_link, &digest[..30]).unwrap();
+    let before = Snapshot::take(&broken);
+    let moved = moved_away(sample());
+    let v = gc(&d.root, &["--delete-untagged", "--json"])
+        .fails(1)
+        .json();
+    assert_eq!(v["ok"], false);
+    let whole = v["kept_whole"].as_array().unwrap();
+    assert_eq!(whole.len(), 1, "{v:#}");
+    assert_eq!(whole[0]["repository"], "many/tags");
     assert!(
-        r.stderr.contains(&tag_link.display().to_string()),
-        "{}",
-        r.stderr
+        v["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains(&tag_link.display().to_string()),
+        "{v:#}"
     );
-    assert!(r.stderr.contains("removed nothing"), "{}", r.stderr);
-    assert!(Snapshot::take(&d.root) == before, "the tree changed");
-    let r = gc(&d.root, &["-n"]).ok();
-    assert!(r.stderr.contains("warning: malformed link"), "{}", r.stderr);
-    // The garbled tag can be deleted; then gc -m runs.
+    assert!(!orphan.exists() && !orphan_link.exists(), "{v:#}");
+    assert!(Snapshot::take(&broken) == before, "many/tags changed");
+    // Its untagged manifest, which --delete-untagged collects in a sound
+    // repository, stayed with its blobs.
+    assert!(blob_path(&d.root, &moved).exists());
+    let text = gc(&d.root, &["-m"]).fails(1);
+    assert!(
+        text.stderr.contains("kept 1 repository whole") && text.stderr.contains("many/tags"),
+        "{}",
+        text.stderr
+    );
+    assert_serves_tags(&d.root, &with_sidecar(sample(), &d), &["many/tags:t07"]);
+    // The garbled tag can be deleted; then gc -m collects many/tags too.
     regkit(["delete", d.root.to_str().unwrap(), "many/tags:t07"]).ok();
     gc(&d.root, &["-q", "-m"]).ok();
-    // team/app:v2 stays broken by its garbled _layers link, as before gc.
-    assert_serves_tags(
-        &d.root,
-        &with_sidecar(sample(), &d),
-        &["many/tags:t07", "team/app:v2"],
-    );
+    assert!(!blob_path(&d.root, &moved).exists());
+    regkit(["verify", d.root.to_str().unwrap()]).ok();
+    assert_serves_tags(&d.root, &with_sidecar(sample(), &d), &["many/tags:t07"]);
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod gc;
 mod import;
 mod inspect;
 mod interrupt;
+mod lock;
 mod ls;
 mod overlap;
 mod push;
