@@ -952,8 +952,53 @@ def recipe_gc(args, workdir):
     return Recipe("gc", [unit], {}, "signed multi-arch images, referrers, untagged history")
 
 
+def recipe_mirror(args, workdir):
+    """A mirror's tree: repositories named after their upstream, as
+    `skopeo sync --scoped` and `docker push myreg:5000/registry.k8s.io/pause`
+    store them, beside short names that a host-dropping reader would
+    confuse them with."""
+    def unit():
+        P = Plan()
+        rng = random.Random("regkit-mirror")
+        # registry.k8s.io/pause:3.9: Docker schema2, one layer
+        pl = make_layer({"pause": (rng.randbytes(700), 0o755)})
+        P.image("registry.k8s.io/pause", docker_image([pl], created="2023-06-14T00:00:00Z",
+                                                      cmd=["/pause"]), ["3.9"])
+        # quay.io/coreos/etcd:v3.5.9: OCI image, two layers
+        e1 = make_layer({"usr/local/bin/etcd": (rng.randbytes(1500), 0o755)}, OCI_LAYER)
+        e2 = make_layer({"usr/local/bin/etcdctl": (rng.randbytes(900), 0o755)}, OCI_LAYER)
+        P.image("quay.io/coreos/etcd", oci_image([e1, e2], created="2023-05-11T00:00:00Z",
+                                                 cmd=["/usr/local/bin/etcd"]), ["v3.5.9"])
+        # docker.io/library/nginx:1.25: an OCI index of two images
+        kids = []
+        for arch, variant in (("amd64", None), ("arm64", "v8")):
+            own = make_layer({"usr/sbin/nginx": (rng.randbytes(1100), 0o755),
+                              "etc/arch": (("%s\n" % arch).encode(), 0o644)}, OCI_LAYER)
+            kids.append((oci_image([own], arch=arch, variant=variant,
+                                   created="2023-10-24T00:00:00Z", cmd=["nginx"]),
+                         plat("linux", arch, variant)))
+        P.image("docker.io/library/nginx", oci_index(kids), ["1.25"])
+        # nginx:1.25 and :latest: another image under the short name
+        nl = make_layer({"usr/sbin/nginx": (rng.randbytes(1000), 0o755),
+                         "etc/nginx/FLAVOUR": (b"local build\n", 0o644)})
+        P.image("nginx", docker_image([nl], created="2023-11-01T00:00:00Z", cmd=["nginx"]),
+                ["1.25", "latest"])
+        # library/busybox:1.36: reached as docker.io/busybox (host dropped,
+        # then library/)
+        bl = make_layer({"bin/busybox": (rng.randbytes(1200), 0o755)})
+        P.image("library/busybox", docker_image([bl], created="2023-05-19T00:00:00Z",
+                                                cmd=["sh"]), ["1.36"])
+        # localhost/app:v1: podman's name for a local build
+        al = app_layer(rng, "app", "1.0.0", binsize=800)
+        P.image("localhost/app", docker_image([al], created="2024-01-02T00:00:00Z",
+                                              cmd=["/app/app"]), ["v1"])
+        return P
+
+    return Recipe("mirror", [unit], {}, "a mirror: repositories named after their upstream")
+
+
 RECIPES = {"sample": recipe_sample, "edge": recipe_edge, "bench": recipe_bench,
-           "gc": recipe_gc}
+           "gc": recipe_gc, "mirror": recipe_mirror}
 
 
 # --------------------------------------------------------------------------

@@ -1,8 +1,13 @@
 //! Image references as users write them, and image lists in the seed format.
 //!
-//! A reference is `[host[:port]/]name[:tag][@sha256:<hex>]`. The host is
-//! dropped (storage does not know it). A bare `name` means every tag of that
-//! repository, as `skopeo sync` treats a repository.
+//! A reference is `name[:tag][@sha256:<hex>]`. The name is kept as written:
+//! mirrors store repositories under their upstream's name
+//! (`registry.k8s.io/pause`, `docker.io/library/nginx`), so which repository
+//! a name means is decided against the tree ([`ImageRef::candidates`]): the
+//! repository of exactly that name when the tree has it, else the name
+//! without a leading registry host, else `library/` + that. A bare `name`
+//! means every tag of that repository, as `skopeo sync` treats a
+//! repository.
 
 use std::fmt;
 use std::fs;
@@ -15,6 +20,8 @@ use crate::paths;
 /// A parsed image reference.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ImageRef {
+    /// The name as written, a registry host included
+    /// (`registry.k8s.io/pause`, `harbor.local:5000/team/app`).
     pub repo: String,
     pub tag: Option<String>,
     pub digest: Option<Digest>,
@@ -54,10 +61,9 @@ impl ImageRef {
             Some(i) => (&rest[..slash + i], Some(rest[slash + i + 1..].to_string())),
             None => (rest, None),
         };
-        let name = strip_host(name);
-        if !paths::is_valid_repository_name(name) {
+        if !paths::is_valid_repository_name(name) && strip_host(name).is_none() {
             return Err(bad(&format!(
-                "`{name}` is not a repository name (lowercase letters, digits and . _ - separators, / between components)"
+                "`{name}` is not a repository name (lowercase letters, digits and . _ - separators, / between components), nor a registry host and one"
             )));
         }
         if let Some(t) = &tag {
@@ -74,19 +80,55 @@ impl ImageRef {
             origin: None,
         })
     }
+
+    /// The repositories this reference may name, in the order they are
+    /// tried against a tree: the name as written (when it can be a
+    /// repository name), the name without its leading registry host, and
+    /// for a one-component name, `library/` + it (as Docker Hub names
+    /// official images).
+    pub fn candidates(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if paths::is_valid_repository_name(&self.repo) {
+            out.push(self.repo.clone());
+        }
+        if let Some(rest) = strip_host(&self.repo) {
+            out.push(rest.to_string());
+        }
+        if let Some(last) = out.last().filter(|n| !n.contains('/')) {
+            out.push(format!("library/{last}"));
+        }
+        out.dedup();
+        out
+    }
+
+    /// The name with a leading registry host dropped, for sources that name
+    /// images after the registry they came from (`docker save`, OCI
+    /// annotations).
+    pub fn without_host(&self) -> &str {
+        strip_host(&self.repo).unwrap_or(&self.repo)
+    }
 }
 
-/// Drops a leading registry host: a first component with a `.` or `:`, or
-/// `localhost`.
-fn strip_host(name: &str) -> &str {
-    match name.split_once('/') {
-        Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            rest
-        }
-        _ => name,
-    }
+/// The rest of `name` after a leading registry host: a first component
+/// that is `localhost` or a host name with a `.` or a `:port`, followed by a
+/// repository name. `None` if `name` does not start with a host (`./x` and
+/// `../x` do not).
+fn strip_host(name: &str) -> Option<&str> {
+    let (first, rest) = name.split_once('/')?;
+    let (host, port) = match first.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (first, None),
+    };
+    let labels_ok = !host.is_empty()
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let is_host = host.contains('.') || port.is_some() || host == "localhost";
+    (is_host && labels_ok && port_ok && paths::is_valid_repository_name(rest)).then_some(rest)
 }
 
 impl fmt::Display for ImageRef {
@@ -214,19 +256,45 @@ mod tests {
     fn parses_references() {
         assert_eq!(r("a/b/c:1.0").repo, "a/b/c");
         assert_eq!(r("a/b/c:1.0").tag.as_deref(), Some("1.0"));
-        assert_eq!(r("harbor.local:5000/team/app:v1").repo, "team/app");
-        assert_eq!(r("docker.io/library/alpine:3").repo, "library/alpine");
-        assert_eq!(r("localhost/x").repo, "x");
         assert_eq!(r("team/app").tag, None);
         let d = Digest::sha256_of(b"a");
         let x = r(&format!("host:5000/app@{d}"));
         assert_eq!(
             (x.repo.as_str(), x.tag.clone(), x.digest.clone()),
-            ("app", None, Some(d))
+            ("host:5000/app", None, Some(d))
         );
         assert!(ImageRef::parse("Bad/Name:1").is_err());
         assert!(ImageRef::parse("app:-x").is_err());
         assert!(ImageRef::parse("app@sha256:12").is_err());
+        for not_a_host in ["./x", "../x", "./x:1", "-h.io/x", "h..io/x"] {
+            assert!(ImageRef::parse(not_a_host).is_err(), "{not_a_host}");
+        }
+    }
+
+    #[test]
+    fn names_are_kept_as_written_and_tried_in_order() {
+        let c = |s: &str| r(s).candidates();
+        assert_eq!(
+            c("registry.k8s.io/pause:3.9"),
+            ["registry.k8s.io/pause", "pause", "library/pause"]
+        );
+        assert_eq!(
+            c("docker.io/library/nginx:1.25"),
+            ["docker.io/library/nginx", "library/nginx"]
+        );
+        assert_eq!(c("nginx"), ["nginx", "library/nginx"]);
+        assert_eq!(c("localhost/app"), ["localhost/app", "app", "library/app"]);
+        assert_eq!(
+            c("quay.io/coreos/etcd"),
+            ["quay.io/coreos/etcd", "coreos/etcd"]
+        );
+        assert_eq!(c("harbor.local:5000/team/app:v1"), ["team/app"]);
+        assert_eq!(c("team/app"), ["team/app"]);
+        assert_eq!(
+            r("docker.io/library/alpine:3").without_host(),
+            "library/alpine"
+        );
+        assert_eq!(r("a/b").without_host(), "a/b");
     }
 
     #[test]
@@ -265,7 +333,10 @@ mod tests {
         fs::write(dir.join("ignored.txt"), "nope:1\n").unwrap();
         let refs = read_lists(std::slice::from_ref(&dir)).unwrap();
         let names: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
-        assert_eq!(names, ["x/y:1", "library/alpine:3.19", "team/app:v1"]);
+        assert_eq!(
+            names,
+            ["harbor.local/x/y:1", "library/alpine:3.19", "team/app:v1"]
+        );
         let origins: Vec<String> = refs
             .iter()
             .map(|r| r.origin.as_ref().unwrap().to_string())

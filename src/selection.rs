@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::catalog::{Catalog, Node};
+use crate::catalog::{Catalog, Node, Repository};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::media::ManifestKind;
@@ -179,13 +179,15 @@ pub fn select(catalog: &Catalog, req: &Request) -> Result<Selection> {
     Ok(sel)
 }
 
+/// The repository a reference names: the first of its
+/// [`ImageRef::candidates`] the tree has.
+pub fn find_repo<'a>(catalog: &'a Catalog, r: &ImageRef) -> Option<&'a Repository> {
+    r.candidates().iter().find_map(|n| catalog.repos.get(n))
+}
+
 /// Turns one reference into `(repo, tag, digest)` targets.
 pub fn expand(catalog: &Catalog, r: &ImageRef) -> Result<Vec<(String, Option<String>, Digest)>> {
-    let repo = catalog
-        .repos
-        .get(&r.repo)
-        .or_else(|| catalog.repos.get(&format!("library/{}", r.repo)))
-        .ok_or_else(|| unknown(catalog, r))?;
+    let repo = find_repo(catalog, r).ok_or_else(|| unknown(catalog, r))?;
     let name = repo.name.clone();
     match (&r.tag, &r.digest) {
         (Some(tag), digest) => {

@@ -40,7 +40,7 @@ pub fn run(root: &Path, refs: &[ImageRef], manifest: bool, dry_run: bool) -> Res
     for r in refs {
         // A tag whose link is broken can still be removed.
         if let (Some(tag), None, false) = (&r.tag, &r.digest, manifest) {
-            if let Some(repo) = catalog.repos.get(&r.repo) {
+            if let Some(repo) = selection::find_repo(&catalog, r) {
                 if repo.tags.contains_key(tag) {
                     out.tags.insert((repo.name.clone(), tag.clone()));
                     continue;

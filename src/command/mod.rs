@@ -63,11 +63,7 @@ pub fn refuse_overlap(root: &Path, outs: &[(&Path, &'static str)]) -> Result<()>
 pub fn open_and_select(root: &Path, req: &Request) -> Result<(Store, Selection)> {
     let store = Store::open(root)?;
     if !req.refs.is_empty() {
-        let repos = req
-            .refs
-            .iter()
-            .flat_map(|r| [r.repo.clone(), format!("library/{}", r.repo)])
-            .collect();
+        let repos = req.refs.iter().flat_map(|r| r.candidates()).collect();
         let opts = WalkOptions {
             repos: Some(repos),
             ..WalkOptions::default()

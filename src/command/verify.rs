@@ -54,11 +54,7 @@ pub fn run(root: &Path, refs: &[ImageRef], opts: Options) -> Result<Report> {
                 // A tag whose link is broken: reported with its repository's links.
                 Err(_) => {}
             }
-            let repo = catalog
-                .repos
-                .get_key_value(&r.repo)
-                .or_else(|| catalog.repos.get_key_value(&format!("library/{}", r.repo)));
-            repos.extend(repo.map(|(k, _)| k.as_str()));
+            repos.extend(selection::find_repo(&catalog, r).map(|repo| repo.name.as_str()));
         }
     }
     let repos: Vec<_> = repos.iter().map(|r| &catalog.repos[*r]).collect();

@@ -85,7 +85,8 @@ pub fn read(files: &Files, given: Option<&GivenName>) -> Result<Vec<Found>> {
                 .iter()
                 .map(|t| {
                     let r = ImageRef::parse(t).map_err(|err| bad(err.to_string()))?;
-                    Ok((r.repo, Some(r.tag.unwrap_or_else(|| "latest".into()))))
+                    let repo = r.without_host().to_string();
+                    Ok((repo, Some(r.tag.unwrap_or_else(|| "latest".into()))))
                 })
                 .collect::<Result<_>>()?,
             (_, Some(g)) => vec![(g.repo.clone(), g.tag.clone())],

@@ -86,8 +86,10 @@ impl GivenName {
                 reason: "--repo takes NAME[:TAG], not a digest".into(),
             });
         }
+        // The name as given, unless it cannot be a repository name
+        // (`host:port/...`): then without its host.
         Ok(GivenName {
-            repo: r.repo,
+            repo: r.candidates().swap_remove(0),
             tag: r.tag,
         })
     }

@@ -124,10 +124,11 @@ fn name(
     let ref_name = d.annotations.get(REF_NAME);
     if let Some(full) = d.annotations.get(IMAGE_NAME) {
         let r = ImageRef::parse(full).map_err(|e| format!("{IMAGE_NAME}: {e}"))?;
+        let repo = r.without_host().to_string();
         let tag = r
             .tag
             .or_else(|| ref_name.filter(|t| paths::is_valid_tag(t)).cloned());
-        return Ok((r.repo, tag));
+        return Ok((repo, tag));
     }
     match (ref_name, given) {
         (Some(t), Some(g)) if paths::is_valid_tag(t) => Ok((g.repo.clone(), Some(t.clone()))),
@@ -135,7 +136,7 @@ fn name(
             "its tag `{t}` names no repository (no {IMAGE_NAME}); give --repo NAME"
         )),
         (Some(t), _) => match ImageRef::parse(t) {
-            Ok(r) if r.tag.is_some() => Ok((r.repo, r.tag)),
+            Ok(r) if r.tag.is_some() => Ok((r.without_host().to_string(), r.tag)),
             Ok(_) | Err(_) => Err(format!(
                 "`{t}` ({REF_NAME}) is neither a tag nor a name:tag"
             )),

@@ -15,6 +15,7 @@ mod inspect;
 mod interrupt;
 mod lock;
 mod ls;
+mod names;
 mod overlap;
 mod push;
 mod s3;
