@@ -75,6 +75,8 @@ pub fn run(root: &Path, opts: &Options) -> Result<Outcome> {
         fresh.is(&Spec::RevisionLink(repo, d))
     })?;
     let mut plan = gc::plan(&catalog, &marked, &uploads, opts, now, &fresh)?;
+    let mut warnings = marked.warnings;
+    warnings.append(&mut plan.unreadable);
     crate::interrupt::check()?;
     let mut left_fresh = 0;
     if !opts.dry_run {
@@ -92,7 +94,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<Outcome> {
         dry_run: opts.dry_run,
         kept_manifests: marked.kept,
         marked_blobs: marked.blobs.len(),
-        warnings: marked.warnings,
+        warnings,
         kept_whole: marked.kept_whole,
         left_fresh,
     };
@@ -114,5 +116,6 @@ fn without(plan: Plan, left: &sweep::Left) -> Plan {
         layer_links: keep(plan.layer_links, &left.layer_links),
         blobs: keep(plan.blobs, &left.blobs),
         uploads: plan.uploads,
+        unreadable: plan.unreadable,
     }
 }

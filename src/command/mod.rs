@@ -89,7 +89,12 @@ pub fn with_image(e: crate::Error, sel: &Selection) -> crate::Error {
     let digest = match e.root() {
         crate::Error::DigestMismatch { expected, .. } => expected.clone(),
         crate::Error::MissingBlob { digest, .. } => digest.clone(),
-        _ => return e,
+        crate::Error::SizeMismatch { digest, .. } => digest.clone(),
+        // Any other error about a blob's file (not a regular file, unreadable).
+        _ => match e.path().and_then(blob_of_path) {
+            Some(d) => d,
+            None => return e,
+        },
     };
     let Some(img) = sel.images.iter().find(|i| i.role_of(&digest).is_some()) else {
         return e;
@@ -104,6 +109,21 @@ pub fn with_image(e: crate::Error, sel: &Selection) -> crate::Error {
         e => e,
     };
     e.in_image(img.name())
+}
+
+/// The blob whose `data` file `path` is (`.../blobs/<algo>/<2 hex>/<hex>/data`).
+fn blob_of_path(path: &Path) -> Option<crate::Digest> {
+    let parts: Vec<&str> = path
+        .components()
+        .rev()
+        .take(5)
+        .filter_map(|c| c.as_os_str().to_str())
+        .collect();
+    let rel: Vec<&str> = parts.into_iter().rev().collect();
+    match crate::paths::parse(&rel.join("/")) {
+        Some(crate::paths::Parsed::BlobData(d)) => Some(d),
+        _ => None,
+    }
 }
 
 /// The request for an output built by hardlinks or reads of every blob,

@@ -91,6 +91,10 @@ pub struct Plan {
     pub layer_links: Vec<LayerLinkDel>,
     pub blobs: Vec<BlobDel>,
     pub uploads: Vec<Upload>,
+    /// Unmarked blobs left because they cannot be read (a FIFO or a folder
+    /// in place of `data`), each with its path.
+    #[serde(skip)]
+    pub unreadable: Vec<crate::Error>,
 }
 
 impl Plan {
@@ -174,7 +178,7 @@ pub fn plan(
         .into_iter()
         .filter(|d| !marked.blobs.contains(d) && !linked_fresh.contains(d))
         .collect();
-    let sized: Vec<Option<BlobDel>> = unmarked
+    let sized: Vec<Result<Option<BlobDel>>> = unmarked
         .par_iter()
         .map(|d| {
             if fresh.is(&Spec::BlobData(d)) {
@@ -185,9 +189,17 @@ pub fn plan(
                 size,
             }))
         })
-        .collect::<Result<_>>()?;
-    // A blob folder without `data` is no blob (distribution skips it too).
-    let blobs = sized.into_iter().flatten().collect();
+        .collect();
+    // A blob folder without `data` is no blob (distribution skips it too);
+    // one whose `data` cannot be read is left, and said.
+    let mut blobs = Vec::new();
+    let mut unreadable = Vec::new();
+    for s in sized {
+        match s {
+            Ok(b) => blobs.extend(b),
+            Err(e) => unreadable.push(e),
+        }
+    }
 
     let uploads = match opts.uploads_older_than {
         Some(age) => uploads
@@ -202,6 +214,7 @@ pub fn plan(
         layer_links,
         blobs,
         uploads,
+        unreadable,
     })
 }
 

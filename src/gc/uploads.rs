@@ -84,8 +84,11 @@ fn walk(store: &Store, name: &str, out: &mut Vec<String>) -> Result<()> {
 }
 
 fn read(store: &Store, repo: &str, id: &str) -> Result<Upload> {
+    // One that cannot be read (not a file) is as good as none.
     let started_at = store
-        .read_file(&Spec::UploadStartedAt(repo, id), 1024)?
+        .read_file(&Spec::UploadStartedAt(repo, id), 1024)
+        .ok()
+        .flatten()
         .and_then(|b| parse_rfc3339(&String::from_utf8_lossy(&b)));
     let folder_time = store.modified(&Spec::Upload(repo, id))?;
     let started = started_at.or(folder_time).unwrap_or(SystemTime::UNIX_EPOCH);

@@ -88,7 +88,21 @@ impl Placer {
     /// linked, `Ok(false)` if a hardlink cannot be made here (another
     /// filesystem, one that forbids them, too many links), so the caller
     /// copies instead.
+    /// A source that is not a regular file is refused ([`not_regular`]); one
+    /// reached through a symbolic link is never linked as the link (which
+    /// would dangle in the output): `Ok(false)`, so its content is copied.
     pub fn hardlink(&self, src: &Path, dst: &Path) -> io::Result<bool> {
+        let kind = fs::symlink_metadata(src)?.file_type();
+        if kind.is_symlink() {
+            let target = fs::metadata(src)?.file_type();
+            return match target.is_file() {
+                true => Ok(false),
+                false => Err(not_regular(target)),
+            };
+        }
+        if !kind.is_file() {
+            return Err(not_regular(kind));
+        }
         if self.no_hardlink.load(Ordering::Relaxed) {
             return Ok(false);
         }
@@ -112,10 +126,13 @@ impl Placer {
 
     /// Puts the local file `src`, whose content must have `digest`, at `dst`.
     pub fn place_file(&self, src: &Path, dst: &Path, digest: &Digest) -> Result<Method> {
-        if self
+        let linked = self
             .hardlink(src, dst)
-            .map_err(|e| Error::io("hardlink", dst, e))?
-        {
+            .map_err(|e| match is_not_regular(&e) {
+                true => Error::io("read", src, e),
+                false => Error::io("hardlink", dst, e),
+            })?;
+        if linked {
             return Ok(Method::Hardlink);
         }
         if !self.no_reflink.load(Ordering::Relaxed) {
@@ -165,6 +182,43 @@ impl Placer {
         self.written.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// What a path holds instead of a regular file.
+#[derive(Debug)]
+struct NotRegular(&'static str);
+
+impl std::fmt::Display for NotRegular {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not a regular file but {}", self.0)
+    }
+}
+
+impl std::error::Error for NotRegular {}
+
+/// The error for a path of the tree that holds `kind` where a regular file
+/// (a blob, a link) belongs.
+pub fn not_regular(kind: fs::FileType) -> io::Error {
+    use std::os::unix::fs::FileTypeExt;
+    let found = if kind.is_dir() {
+        "a folder"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "something else"
+    };
+    io::Error::other(NotRegular(found))
+}
+
+/// Whether `e` says a path is not a regular file ([`not_regular`]).
+pub fn is_not_regular(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|i| i.is::<NotRegular>())
 }
 
 fn reflink(src: &Path, dst: &Path) -> io::Result<()> {

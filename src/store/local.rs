@@ -140,21 +140,33 @@ impl FsBackend {
 
     fn open_file(&self, rel: &Path) -> io::Result<fs::File> {
         match &self.dir {
-            Some(dir) => open_at(dir, rel),
-            None => fs::File::open(self.v2.join(rel)),
+            Some(dir) => open_regular(dir, rel),
+            None => {
+                let dir =
+                    nix::fcntl::open(&self.v2, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())?;
+                open_regular(&dir, rel)
+            }
         }
     }
 }
 
-/// Opens a file below a folder's descriptor, without updating its access
-/// time when allowed (reading a tree should not write to it).
-fn open_at<Fd: std::os::fd::AsFd>(dir: &Fd, rel: &Path) -> io::Result<fs::File> {
-    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+/// Opens a file below a folder's descriptor for reading, refusing anything
+/// but a regular file: a FIFO would block `open` forever (it is opened
+/// without blocking, then refused), a folder or a device is no blob or
+/// link. A symbolic link is followed to its content. The access time is not
+/// updated when allowed (reading a tree should not write to it).
+fn open_regular<Fd: std::os::fd::AsFd>(dir: &Fd, rel: &Path) -> io::Result<fs::File> {
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
     let fd = match nix::fcntl::openat(dir, rel, flags | OFlag::O_NOATIME, Mode::empty()) {
         Err(nix::errno::Errno::EPERM) => nix::fcntl::openat(dir, rel, flags, Mode::empty())?,
         r => r?,
     };
-    Ok(fs::File::from(fd))
+    let file = fs::File::from(fd);
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        return Err(crate::sink::place::not_regular(kind));
+    }
+    Ok(file)
 }
 
 /// Reads a small file whole, refusing more than `limit` bytes. Links and
@@ -235,7 +247,7 @@ impl Backend for FsBackend {
             }
         };
         for (i, n) in names.iter().enumerate() {
-            match open_at(&folder, n) {
+            match open_regular(&folder, n) {
                 Ok(mut file) => f(i, Ok(&mut file)),
                 Err(e) => f(i, Err(e)),
             }
@@ -247,23 +259,20 @@ impl Backend for FsBackend {
     }
 
     fn size(&self, rel: &Path) -> io::Result<u64> {
-        let not_file = || io::Error::new(io::ErrorKind::NotFound, "not a regular file");
-        match &self.dir {
+        let meta = match &self.dir {
             Some(dir) => {
                 let st = nix::sys::stat::fstatat(dir, rel, AtFlags::empty())?;
-                if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
-                    return Err(not_file());
+                if st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG {
+                    return Ok(st.st_size as u64);
                 }
-                Ok(st.st_size as u64)
+                fs::metadata(self.v2.join(rel))?
             }
-            None => {
-                let meta = fs::metadata(self.v2.join(rel))?;
-                if !meta.is_file() {
-                    return Err(not_file());
-                }
-                Ok(meta.len())
-            }
+            None => fs::metadata(self.v2.join(rel))?,
+        };
+        if !meta.is_file() {
+            return Err(crate::sink::place::not_regular(meta.file_type()));
         }
+        Ok(meta.len())
     }
 
     fn local_path(&self, rel: &Path) -> Option<PathBuf> {
@@ -290,6 +299,7 @@ impl Backend for FsBackend {
                 Err(e) if e.kind() == io::ErrorKind::NotFound && !path.exists() => {
                     return Err(PutError::Read(e))
                 }
+                Err(e) if crate::sink::place::is_not_regular(&e) => return Err(PutError::Read(e)),
                 Err(e) => return Err(PutError::Write(e)),
             }
         }

@@ -20,6 +20,7 @@ mod overlap;
 mod push;
 mod s3;
 mod select;
+mod special;
 mod stdout;
 mod unpack_safety;
 mod verify;
