@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::digest::{Algorithm, Digest};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::paths::Spec;
 use crate::progress::Progress;
@@ -37,20 +37,21 @@ pub enum Checked {
 /// are read folder by folder (`blobs/sha256/<2 hex>/`), each folder opened
 /// once.
 pub fn check_all(store: &Store, digests: &[(Digest, bool)], progress: &Progress) -> Vec<Checked> {
-    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
     let mut sized = Vec::new();
     for (i, (d, hash)) in digests.iter().enumerate() {
-        if *hash && d.algorithm() == Algorithm::Sha256 {
-            groups.entry(&d.hex()[..2]).or_default().push(i);
+        if *hash {
+            let key = (d.algorithm().name(), &d.hex()[..2]);
+            groups.entry(key).or_default().push(i);
         } else {
             sized.push(i);
         }
     }
-    let groups: Vec<(&str, Vec<usize>)> = groups.into_iter().collect();
+    let groups: Vec<Vec<usize>> = groups.into_values().collect();
     let mut found: Vec<(usize, Checked)> = groups
         .par_iter()
-        .flat_map_iter(|(prefix, idx)| {
-            let found = hash_in(store, prefix, idx.iter().map(|&i| &digests[i].0));
+        .flat_map_iter(|idx| {
+            let found = hash_in(store, idx.iter().map(|&i| &digests[i].0));
             progress.inc(idx.len() as u64);
             idx.iter().copied().zip(found).collect::<Vec<_>>()
         })
@@ -64,14 +65,13 @@ pub fn check_all(store: &Store, digests: &[(Digest, bool)], progress: &Progress)
     found.into_iter().map(|(_, c)| c).collect()
 }
 
-/// Hashes the sha256 blobs of one prefix folder (`blobs/sha256/<2 hex>/`).
-fn hash_in<'a>(
-    store: &Store,
-    prefix: &str,
-    digests: impl Iterator<Item = &'a Digest>,
-) -> Vec<Checked> {
+/// Hashes blobs of one prefix folder (`blobs/<algorithm>/<2 hex>/`).
+fn hash_in<'a>(store: &Store, digests: impl Iterator<Item = &'a Digest>) -> Vec<Checked> {
     let digests: Vec<&Digest> = digests.collect();
-    let dir = Spec::BlobPrefix(prefix).path();
+    let Some(first) = digests.first() else {
+        return Vec::new();
+    };
+    let dir = Spec::BlobPrefix(first).path();
     let names: Vec<PathBuf> = digests
         .iter()
         .map(|d| store::relative(&Spec::BlobData(d), &dir))
@@ -101,31 +101,34 @@ fn hash_in<'a>(
 
 /// Sizes or hashes one blob.
 pub fn check(store: &Store, digest: &Digest, hash: bool) -> Checked {
-    if hash && digest.algorithm() == Algorithm::Sha256 {
-        return hash_in(store, &digest.hex()[..2], std::iter::once(digest))
+    if hash {
+        return hash_in(store, std::iter::once(digest))
             .pop()
             .expect("one result");
-    }
-    if hash {
-        // Another algorithm: its own folder (`blobs/<algo>/`).
-        let path = || store.display(&Spec::BlobData(digest));
-        return match store
-            .backend()
-            .open(&Spec::BlobData(digest).path())
-            .and_then(|mut r| hash_stream(digest, &mut *r))
-        {
-            Ok((actual, size)) => Checked::Present {
-                size,
-                actual: Some(actual),
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Checked::Missing,
-            Err(e) => Checked::Unreadable(Arc::new(Error::io("read blob", path(), e))),
-        };
     }
     match store.blob_size(digest) {
         Ok(Some(size)) => Checked::Present { size, actual: None },
         Ok(None) => Checked::Missing,
         Err(e) => Checked::Unreadable(Arc::new(e)),
+    }
+}
+
+/// Hashes the bytes of the blob `stored` as the blob `name` (another
+/// digest of the same bytes, such as a sha512 the registry links to the
+/// sha256 it stores them under): `actual` is in `name`'s algorithm.
+pub fn check_as(store: &Store, name: &Digest, stored: &Digest) -> Checked {
+    let path = || store.display(&Spec::BlobData(stored));
+    match store
+        .backend()
+        .open(&Spec::BlobData(stored).path())
+        .and_then(|mut r| crate::digest::hash_reader(name.algorithm(), &mut *r))
+    {
+        Ok((actual, size)) => Checked::Present {
+            size,
+            actual: Some(actual),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Checked::Missing,
+        Err(e) => Checked::Unreadable(Arc::new(Error::io("read blob", path(), e))),
     }
 }
 

@@ -104,9 +104,15 @@ impl Catalog {
         Ok(catalog)
     }
 
-    /// Reads the given manifests and, transitively, their index children.
+    /// Reads the given manifests and, transitively, their index children,
+    /// level by level, no deeper than the walks go
+    /// ([`crate::graph::MAX_DEPTH`]): one past it is read on demand, to be
+    /// refused.
     fn read_manifests(&mut self, mut wanted: BTreeSet<Digest>) {
-        while !wanted.is_empty() {
+        for _level in 0..=crate::graph::MAX_DEPTH {
+            if wanted.is_empty() {
+                break;
+            }
             let read: Vec<(Digest, std::result::Result<Arc<Node>, Broken>)> = wanted
                 .par_iter()
                 .map(|d| {
@@ -171,6 +177,21 @@ impl Catalog {
             .expect("not poisoned")
             .insert(digest.clone(), size);
         Ok(size)
+    }
+
+    /// The blob whose bytes the blob `digest` of `repo` is. Blobs are stored
+    /// under their sha256: one pushed under another algorithm's digest
+    /// (sha512) is stored under its sha256, and `repo`'s `_layers` link for
+    /// the sha512 names it, as the registry resolves it. A digest with
+    /// neither a blob nor such a link is itself (and missing).
+    pub fn stored_as(&self, repo: &str, digest: &Digest) -> Result<Digest> {
+        if digest.algorithm() == crate::digest::Algorithm::Sha256 {
+            return Ok(digest.clone());
+        }
+        match self.store.read_link(&Spec::LayerLink(repo, digest))? {
+            Some(t) if &t != digest && self.blob_size(&t)?.is_some() => Ok(t),
+            _ => Ok(digest.clone()),
+        }
     }
 
     /// Whether `repo` can serve `digest` by digest (has its revision link).
@@ -290,8 +311,8 @@ fn load_repository(store: &Store, name: &str, links: bool) -> Result<Repository>
         .collect();
     let (revisions, layers) = if links {
         (
-            digests_in(store, &Spec::RevisionsRoot(name))?,
-            digests_in(store, &Spec::LayersRoot(name))?,
+            store.list_digests(&Spec::RevisionsRoot(name))?,
+            store.list_digests(&Spec::LayersRoot(name))?,
         )
     } else {
         Default::default()
@@ -302,14 +323,4 @@ fn load_repository(store: &Store, name: &str, links: bool) -> Result<Repository>
         revisions,
         layers,
     })
-}
-
-/// The digests named by the folders of a `sha256/` listing.
-fn digests_in(store: &Store, spec: &Spec) -> Result<BTreeSet<Digest>> {
-    Ok(store
-        .list(spec)?
-        .into_iter()
-        .filter(|e| e.is_dir)
-        .filter_map(|e| Digest::from_parts("sha256", &e.name).ok())
-        .collect())
 }

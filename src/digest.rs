@@ -31,6 +31,9 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Every algorithm a digest may name.
+    pub const ALL: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
+
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Sha256 => "sha256",

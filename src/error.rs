@@ -189,6 +189,15 @@ impl Error {
         }
     }
 
+    /// The error without its image context, shared (for several images).
+    pub fn root_shared(self) -> std::sync::Arc<Error> {
+        match self {
+            Error::InImage { source, .. } => source.root_shared(),
+            Error::Shared(inner) => inner,
+            e => std::sync::Arc::new(e),
+        }
+    }
+
     /// The error without its image context.
     pub fn root(&self) -> &Error {
         match self {

@@ -50,15 +50,17 @@ pub enum Spec<'a> {
     Tag(&'a str, &'a str),
     /// `repositories/<name>/_manifests/tags/<tag>/current/link`
     TagCurrentLink(&'a str, &'a str),
-    /// `repositories/<name>/_manifests/tags/<tag>/index/<algo>/`
+    /// `repositories/<name>/_manifests/tags/<tag>/index/` (holds a folder
+    /// per digest algorithm)
     TagIndexRoot(&'a str, &'a str),
     /// `repositories/<name>/_manifests/tags/<tag>/index/<algo>/<hex>/link`
     TagIndexLink(&'a str, &'a str, &'a Digest),
-    /// `repositories/<name>/_manifests/revisions/<algo>/`
+    /// `repositories/<name>/_manifests/revisions/` (holds a folder per
+    /// digest algorithm)
     RevisionsRoot(&'a str),
     /// `repositories/<name>/_manifests/revisions/<algo>/<hex>/link`
     RevisionLink(&'a str, &'a Digest),
-    /// `repositories/<name>/_layers/<algo>/`
+    /// `repositories/<name>/_layers/` (holds a folder per digest algorithm)
     LayersRoot(&'a str),
     /// `repositories/<name>/_layers/<algo>/<hex>/link`
     LayerLink(&'a str, &'a Digest),
@@ -66,10 +68,8 @@ pub enum Spec<'a> {
     UploadsRoot(&'a str),
     /// `repositories/<name>/_uploads/<id>/`
     Upload(&'a str, &'a str),
-    /// `blobs/<algo>/` (holds the two-hex prefix folders)
-    BlobPrefixes,
-    /// `blobs/<algo>/<2hex>/`
-    BlobPrefix(&'a str),
+    /// `blobs/<algo>/<2hex>/`, the folder holding this blob's folder
+    BlobPrefix(&'a Digest),
     /// `blobs/<algo>/<2hex>/<hex>/` (what distribution's GC deletes)
     BlobDir(&'a Digest),
     /// `repositories/<name>/_manifests/revisions/<algo>/<hex>/`
@@ -88,9 +88,6 @@ pub enum Spec<'a> {
     /// `.regkit-tmp/`, regkit's staging folder
     Staging,
 }
-
-/// The algorithm folder used by the `*Root` specs that list digests.
-const ALGO: &str = "sha256";
 
 impl Spec<'_> {
     /// The path of this place relative to the `v2` folder, `/`-separated.
@@ -112,27 +109,26 @@ impl Spec<'_> {
                 format!("{REPOSITORIES}/{name}/{MANIFESTS_DIR}/tags/{tag}/current/{LINK}")
             }
             Spec::TagIndexRoot(name, tag) => {
-                format!("{REPOSITORIES}/{name}/{MANIFESTS_DIR}/tags/{tag}/index/{ALGO}")
+                format!("{REPOSITORIES}/{name}/{MANIFESTS_DIR}/tags/{tag}/index")
             }
             Spec::TagIndexLink(name, tag, d) => format!(
                 "{REPOSITORIES}/{name}/{MANIFESTS_DIR}/tags/{tag}/index/{}/{LINK}",
                 algo_hex(d)
             ),
             Spec::RevisionsRoot(name) => {
-                format!("{REPOSITORIES}/{name}/{MANIFESTS_DIR}/revisions/{ALGO}")
+                format!("{REPOSITORIES}/{name}/{MANIFESTS_DIR}/revisions")
             }
             Spec::RevisionLink(name, d) => format!(
                 "{REPOSITORIES}/{name}/{MANIFESTS_DIR}/revisions/{}/{LINK}",
                 algo_hex(d)
             ),
-            Spec::LayersRoot(name) => format!("{REPOSITORIES}/{name}/{LAYERS_DIR}/{ALGO}"),
+            Spec::LayersRoot(name) => format!("{REPOSITORIES}/{name}/{LAYERS_DIR}"),
             Spec::LayerLink(name, d) => {
                 format!("{REPOSITORIES}/{name}/{LAYERS_DIR}/{}/{LINK}", algo_hex(d))
             }
             Spec::UploadsRoot(name) => format!("{REPOSITORIES}/{name}/{UPLOADS_DIR}"),
             Spec::Upload(name, id) => format!("{REPOSITORIES}/{name}/{UPLOADS_DIR}/{id}"),
-            Spec::BlobPrefixes => format!("{BLOBS}/{ALGO}"),
-            Spec::BlobPrefix(two) => format!("{BLOBS}/{ALGO}/{two}"),
+            Spec::BlobPrefix(d) => format!("{BLOBS}/{}/{}", d.algorithm().name(), &d.hex()[..2]),
             Spec::BlobDir(d) => format!(
                 "{BLOBS}/{}/{}/{}",
                 d.algorithm().name(),
@@ -424,11 +420,19 @@ mod tests {
         let d = d();
         let parent = |s: Spec| s.path().parent().unwrap().to_path_buf();
         assert_eq!(parent(Spec::BlobData(&d)), Spec::BlobDir(&d).path());
-        assert_eq!(
-            parent(Spec::BlobDir(&d)),
-            Spec::BlobPrefix(&d.hex()[..2]).path()
-        );
-        assert_eq!(parent(Spec::BlobPrefix("ab")), Spec::BlobPrefixes.path());
+        assert_eq!(parent(Spec::BlobDir(&d)), Spec::BlobPrefix(&d).path());
+        // Each digest folder lies in its algorithm's folder of the root.
+        let grandparent = |s: Spec| s.path().parent().unwrap().parent().unwrap().to_path_buf();
+        for (link, root) in [
+            (Spec::RevisionLink("a", &d), Spec::RevisionsRoot("a")),
+            (Spec::LayerLink("a", &d), Spec::LayersRoot("a")),
+            (
+                Spec::TagIndexLink("a", "t", &d),
+                Spec::TagIndexRoot("a", "t"),
+            ),
+        ] {
+            assert_eq!(grandparent(link), root.path().join("sha256"));
+        }
         assert_eq!(
             parent(Spec::RevisionLink("a/b", &d)),
             Spec::RevisionDir("a/b", &d).path()

@@ -2,7 +2,7 @@
 //! platform filters applied, and each image closed over its child manifests
 //! and blobs.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -10,6 +10,8 @@ use rayon::prelude::*;
 use crate::catalog::{Catalog, Node, Repository};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::graph;
+use crate::manifest::Descriptor;
 use crate::media::ManifestKind;
 use crate::platform::Platform;
 use crate::reference::ImageRef;
@@ -58,7 +60,13 @@ pub struct ManifestItem {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobItem {
+    /// The digest its descriptor names it by.
     pub digest: Digest,
+    /// The blob whose bytes it is: `digest` itself, or for a blob named by
+    /// another algorithm than the registry stores blobs under (sha512),
+    /// the sha256 blob its repository's `_layers` link names, as the
+    /// registry finds it.
+    pub stored: Digest,
     pub size: u64,
     pub media_type: String,
 }
@@ -103,11 +111,11 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// Every unique blob of the selection, manifests excluded.
+    /// Every unique blob of the selection, manifests excluded, as stored.
     pub fn unique_blobs(&self) -> BTreeSet<&Digest> {
         self.images
             .iter()
-            .flat_map(|i| i.blobs.iter().map(|b| &b.digest))
+            .flat_map(|i| i.blobs.iter().map(|b| &b.stored))
             .collect()
     }
 }
@@ -288,10 +296,11 @@ fn resolve_with(
         catalog,
         platforms,
         trust_sizes,
-        seen_manifests: HashSet::new(),
+        img: &mut img,
         seen_blobs: HashSet::new(),
+        marks: HashMap::new(),
     };
-    let kept = walk.visit(&mut img, digest, None, "manifest", 0)?;
+    let kept = graph::walk(digest, &mut walk)?;
     if kept == 0 {
         let all: Vec<String> = walk_platforms(catalog, digest);
         return Err(Error::invalid(format!(
@@ -307,118 +316,113 @@ fn resolve_with(
     Ok(img)
 }
 
+/// Closes one image: every kept manifest, every config and layer of the
+/// image manifests, children of an index filtered by platform.
 struct Walk<'a> {
     catalog: &'a Catalog,
     platforms: &'a [Platform],
     trust_sizes: bool,
-    seen_manifests: HashSet<Digest>,
+    img: &'a mut Image,
     seen_blobs: HashSet<Digest>,
+    /// Where each index's manifests and blobs start, to drop a nested index
+    /// that keeps nothing for the wanted platforms.
+    marks: HashMap<Digest, (usize, usize)>,
 }
 
-const MAX_DEPTH: usize = 8;
-
-impl Walk<'_> {
-    /// Adds a manifest and what it needs; returns how many image manifests
-    /// (leaves) were kept below it.
-    fn visit(
-        &mut self,
-        img: &mut Image,
-        digest: &Digest,
-        platform: Option<Platform>,
-        what: &str,
-        depth: usize,
-    ) -> Result<usize> {
-        if depth > MAX_DEPTH {
-            return Err(Error::invalid(format!(
-                "indexes nest deeper than {MAX_DEPTH} levels"
-            )));
+impl graph::Visitor for Walk<'_> {
+    fn manifest(&mut self, step: &graph::Step) -> Result<Option<Arc<Node>>> {
+        let node = self.catalog.node(step.digest, &step.what)?;
+        if node.manifest.kind.is_index() {
+            let mark = (self.img.manifests.len(), self.img.blobs.len());
+            self.marks.insert(step.digest.clone(), mark);
         }
-        if !self.seen_manifests.insert(digest.clone()) {
-            return Ok(1);
-        }
-        let node = self.catalog.node(digest, what)?;
-        let mark = (img.manifests.len(), img.blobs.len());
-        img.manifests.push(ManifestItem {
-            digest: digest.clone(),
-            platform,
+        self.img.manifests.push(ManifestItem {
+            digest: step.digest.clone(),
+            platform: step.entry.and_then(|e| e.platform.clone()),
             node: node.clone(),
         });
-        let m = &node.manifest;
-        if !m.kind.is_index() {
-            self.add_blobs(img, &node)?;
-            return Ok(1);
-        }
-        let mut kept = 0;
-        for child in &m.children {
-            let is_leaf = child.media_type.is_empty()
-                || !ManifestKind::from_media_type(&child.media_type).is_some_and(|k| k.is_index());
-            if is_leaf && !self.platforms.is_empty() {
-                let matches = child
-                    .platform
-                    .as_ref()
-                    .is_some_and(|p| self.platforms.iter().any(|f| f.selects(p)));
-                if !matches {
-                    continue;
-                }
-            }
-            let what = match &child.platform {
-                Some(p) => format!("child manifest {p}"),
-                None => "child manifest".to_string(),
-            };
-            kept += self.visit(img, &child.digest, child.platform.clone(), &what, depth + 1)?;
-        }
-        if kept == 0 && depth > 0 {
-            // A nested index with nothing for the wanted platforms: drop it.
-            img.manifests.truncate(mark.0);
-            img.blobs.truncate(mark.1);
-            self.seen_manifests.remove(digest);
-        }
-        Ok(kept)
+        Ok(Some(node))
     }
 
-    fn add_blobs(&mut self, img: &mut Image, node: &Node) -> Result<()> {
-        let m = &node.manifest;
-        let store = &self.catalog.store;
-        for (i, b) in m.blobs().enumerate() {
-            if self.seen_blobs.contains(&b.digest) {
-                continue;
+    fn follow(&mut self, _parent: &graph::Step, child: &Descriptor) -> bool {
+        let is_leaf = child.media_type.is_empty()
+            || !ManifestKind::from_media_type(&child.media_type).is_some_and(|k| k.is_index());
+        if !is_leaf || self.platforms.is_empty() {
+            return true;
+        }
+        child
+            .platform
+            .as_ref()
+            .is_some_and(|p| self.platforms.iter().any(|f| f.selects(p)))
+    }
+
+    fn blob(&mut self, _step: &graph::Step, blob: &graph::BlobRef) -> Result<()> {
+        let b = blob.descriptor;
+        if self.seen_blobs.contains(&b.digest) {
+            return Ok(());
+        }
+        let stored = self.catalog.stored_as(&self.img.repo, &b.digest)?;
+        let size = match (self.trust_sizes, b.size) {
+            (true, Some(s)) if !b.is_foreign() => Some(s),
+            _ => self.catalog.blob_size(&stored)?,
+        };
+        let path = || {
+            self.catalog
+                .store
+                .display(&crate::paths::Spec::BlobData(&stored))
+        };
+        let size = match size {
+            Some(s) => s,
+            None if b.is_foreign() => {
+                self.img.foreign.push(b.digest.clone());
+                return Ok(());
             }
-            let size = match (self.trust_sizes, b.size) {
-                (true, Some(s)) if !b.is_foreign() => Some(s),
-                _ => self.catalog.blob_size(&b.digest)?,
-            };
-            let size = match size {
-                Some(s) => s,
-                None if b.is_foreign() => {
-                    img.foreign.push(b.digest.clone());
-                    continue;
-                }
-                None => {
-                    return Err(Error::MissingBlob {
-                        digest: b.digest.clone(),
-                        what: role(m, &b.digest).unwrap_or_else(|| format!("blob {}", i + 1)),
-                        path: store.display(&crate::paths::Spec::BlobData(&b.digest)),
-                    });
-                }
-            };
-            self.seen_blobs.insert(b.digest.clone());
-            img.blobs.push(BlobItem {
+            None => {
+                return Err(Error::MissingBlob {
+                    digest: b.digest.clone(),
+                    what: blob.what.clone(),
+                    path: path(),
+                });
+            }
+        };
+        // A blob whose size is not its descriptor's is refused here (when
+        // looked up) or by the sink that writes it (when trusted).
+        if let Some(want) = b.size.filter(|w| *w != size) {
+            return Err(Error::SizeMismatch {
+                path: path(),
                 digest: b.digest.clone(),
-                size,
-                media_type: b.media_type.clone(),
+                expected: want,
+                actual: size,
             });
+        }
+        self.seen_blobs.insert(b.digest.clone());
+        self.img.blobs.push(BlobItem {
+            digest: b.digest.clone(),
+            stored,
+            size,
+            media_type: b.media_type.clone(),
+        });
+        Ok(())
+    }
+
+    fn index_done(&mut self, step: &graph::Step, kept: usize) -> Result<()> {
+        if kept == 0 && step.depth > 0 {
+            // A nested index with nothing for the wanted platforms: drop it.
+            if let Some((m, b)) = self.marks.get(step.digest) {
+                self.img.manifests.truncate(*m);
+                self.img.blobs.truncate(*b);
+            }
         }
         Ok(())
     }
-}
 
-/// What a blob is to a manifest: `config`, or `layer 2 of 3`.
-fn role(m: &crate::manifest::Manifest, digest: &Digest) -> Option<String> {
-    if m.config.as_ref().is_some_and(|c| &c.digest == digest) {
-        return Some("config".into());
+    fn path(&self, digest: &Digest) -> Option<std::path::PathBuf> {
+        Some(
+            self.catalog
+                .store
+                .display(&crate::paths::Spec::BlobData(digest)),
+        )
     }
-    let pos = m.layers.iter().position(|l| &l.digest == digest)?;
-    Some(format!("layer {} of {}", pos + 1, m.layers.len()))
 }
 
 impl Image {
@@ -428,9 +432,15 @@ impl Image {
         if self.manifests.iter().any(|m| &m.digest == digest) {
             return Some("manifest".into());
         }
+        // A blob named by another digest than the one it is stored under.
+        let digest = self
+            .blobs
+            .iter()
+            .find(|b| &b.stored == digest)
+            .map_or(digest, |b| &b.digest);
         self.manifests
             .iter()
-            .find_map(|m| role(&m.node.manifest, digest))
+            .find_map(|m| graph::role(&m.node.manifest, digest))
     }
 }
 

@@ -11,9 +11,9 @@ use crate::sink;
 /// Extracts the requested images to `out/<repo>:<tag>/`.
 pub fn run(root: &Path, out: &Path, req: &Request, opts: &WriteOptions) -> Result<Outcome> {
     super::refuse_overlap(root, &[(out, "the output")])?;
-    let (store, selection) = open_and_select(root, &super::checked_on_write(req, opts))?;
-    let plan = layout::dir::plan(&selection)?;
+    let (store, mut selection) = open_and_select(root, &super::checked_on_write(req, opts))?;
     if opts.dry_run {
+        let plan = layout::dir::plan(&selection)?;
         if out.symlink_metadata().is_ok() && !opts.force {
             return Err(crate::Error::OutputExists { path: out.into() });
         }
@@ -23,10 +23,13 @@ pub fn run(root: &Path, out: &Path, req: &Request, opts: &WriteOptions) -> Resul
             report: None,
         });
     }
-    let progress = plan_progress(&plan, "extracting", opts);
-    let report = sink::fs::write_new(&plan, &store, out, opts.force, &progress)
-        .map_err(|e| super::with_image(e, &selection))?;
-    progress.finish();
+    let (plan, report) =
+        super::write_keeping_going(&mut selection, req.keep_going, layout::dir::plan, |plan| {
+            let progress = plan_progress(plan, "extracting", opts);
+            let r = sink::fs::write_new(plan, &store, out, opts.force, &progress)?;
+            progress.finish();
+            Ok(r)
+        })?;
     Ok(Outcome {
         selection,
         plan,

@@ -81,7 +81,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<Outcome> {
     let mut left_fresh = 0;
     if !opts.dry_run {
         let progress = Progress::new(plan.steps(), "collecting", opts.quiet);
-        let needs = |_: &str, d: &crate::Digest| mark::needs(&catalog, d);
+        let needs = |repo: &str, d: &crate::Digest| mark::needs(&catalog, repo, d);
         let left = sweep::apply(&plan, &writer, &fresh, &needs, &progress)?;
         progress.finish();
         if !left.is_empty() {

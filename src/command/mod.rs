@@ -111,6 +111,107 @@ pub fn with_image(e: crate::Error, sel: &Selection) -> crate::Error {
     e.in_image(img.name())
 }
 
+/// Writes the plan of `sel` (made by `plan`) with `write`. With
+/// `keep_going`, an image whose blob fails while being written (a copy
+/// whose digest or size is wrong, a blob that cannot be read) is left out,
+/// with every other image that uses that blob, and reported in
+/// `sel.failures`; the others are planned and written again. The failed
+/// attempt left no link behind: a new output is built aside and put in
+/// place only when whole, a merge writes links only after every blob.
+pub fn write_keeping_going<R>(
+    sel: &mut Selection,
+    keep_going: bool,
+    plan: impl Fn(&Selection) -> Result<Plan>,
+    mut write: impl FnMut(&Plan) -> Result<R>,
+) -> Result<(Plan, R)> {
+    loop {
+        let p = plan(sel)?;
+        match write(&p) {
+            Ok(r) => return Ok((p, r)),
+            Err(e) => {
+                let e = with_image(e, sel);
+                let Some(d) = failed_blob(&e).filter(|_| keep_going) else {
+                    return Err(e);
+                };
+                if !sel.images.iter().any(|i| i.role_of(&d).is_some()) {
+                    return Err(e);
+                }
+                drop_images_using(sel, &d, e.root_shared());
+            }
+        }
+    }
+}
+
+/// Hashes every config and layer of `sel` once (for outputs streamed in
+/// one pass, which cannot leave an image out once it is under way): an
+/// image with a blob whose content is not its digest, or that cannot be
+/// read, is moved to the failures with every other image using it.
+pub fn check_blobs_first(store: &Store, sel: &mut Selection, quiet: bool) -> Result<()> {
+    let blobs: Vec<(crate::Digest, bool)> = sel
+        .unique_blobs()
+        .into_iter()
+        .map(|d| (d.clone(), true))
+        .collect();
+    let progress = Progress::new(blobs.len() as u64, "checking", quiet);
+    let checked = crate::blobs::check_all(store, &blobs, &progress);
+    progress.finish();
+    crate::interrupt::check()?;
+    for ((d, _), c) in blobs.iter().zip(checked) {
+        let path = || store.display(&crate::paths::Spec::BlobData(d));
+        let e = match c {
+            crate::blobs::Checked::Present {
+                actual: Some(a), ..
+            } if &a != d => crate::Error::DigestMismatch {
+                path: path(),
+                expected: d.clone(),
+                actual: a,
+            },
+            crate::blobs::Checked::Present { .. } => continue,
+            crate::blobs::Checked::Missing => crate::Error::MissingBlob {
+                digest: d.clone(),
+                what: "blob".into(),
+                path: path(),
+            },
+            crate::blobs::Checked::Unreadable(e) => crate::Error::Shared(e),
+        };
+        drop_images_using(sel, d, std::sync::Arc::new(e));
+    }
+    Ok(())
+}
+
+/// Moves the images of `sel` that use the blob `digest` to its failures,
+/// each with `error`; says whether there was one.
+pub fn drop_images_using(
+    sel: &mut Selection,
+    digest: &crate::Digest,
+    error: std::sync::Arc<crate::Error>,
+) -> bool {
+    let (bad, good): (Vec<_>, Vec<_>) = std::mem::take(&mut sel.images)
+        .into_iter()
+        .partition(|i| i.role_of(digest).is_some());
+    sel.images = good;
+    let any = !bad.is_empty();
+    for img in bad {
+        sel.failures
+            .push(crate::Error::Shared(error.clone()).in_image(img.name()));
+    }
+    any
+}
+
+/// The source blob an error found broken while writing, if it is about
+/// one: its content, its size, or reading it (not writing the output).
+fn failed_blob(e: &crate::Error) -> Option<crate::Digest> {
+    match e.root() {
+        crate::Error::DigestMismatch { expected, .. } => Some(expected.clone()),
+        crate::Error::SizeMismatch { digest, .. } => Some(digest.clone()),
+        crate::Error::MissingBlob { digest, .. } => Some(digest.clone()),
+        crate::Error::Io { action, path, .. } if *action == "read" || *action == "open" => {
+            blob_of_path(path)
+        }
+        _ => None,
+    }
+}
+
 /// The blob whose `data` file `path` is (`.../blobs/<algo>/<2 hex>/<hex>/data`).
 fn blob_of_path(path: &Path) -> Option<crate::Digest> {
     let parts: Vec<&str> = path

@@ -59,7 +59,11 @@ pub fn run(
             }
         }
     }
-    let (store, selection) = open_and_select(root, req)?;
+    let (store, mut selection) = open_and_select(root, req)?;
+    if req.keep_going && !opts.write.dry_run {
+        // A stream cannot leave out an image once under way: check first.
+        super::check_blobs_first(&store, &mut selection, opts.write.quiet)?;
+    }
     let mut plan = layout::registry::plan(&selection)?;
     let base = match &opts.base {
         Some(b) => Some((b, Contents::load(b)?)),

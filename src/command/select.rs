@@ -13,21 +13,33 @@ use crate::selection::Request;
 /// tree is added to, refusing any file that differs.
 pub fn run(root: &Path, out: &Path, req: &Request, opts: &WriteOptions) -> Result<Outcome> {
     super::refuse_overlap(root, &[(out, "the output")])?;
-    let (store, selection) = open_and_select(root, &super::checked_on_write(req, opts))?;
-    let plan = layout::registry::plan(&selection)?;
     let target = StorageTarget::of(out, Some(opts.force))?;
+    // A new tree's sink checks each blob's size as it links it; a merge
+    // does not, so its blobs are looked up while choosing.
+    let req = match target {
+        StorageTarget::New => super::checked_on_write(req, opts),
+        StorageTarget::Merge => req.clone(),
+    };
+    let (store, mut selection) = open_and_select(root, &req)?;
     if opts.dry_run {
+        let plan = layout::registry::plan(&selection)?;
         return Ok(Outcome {
             selection,
             plan,
             report: None,
         });
     }
-    let progress = plan_progress(&plan, "selecting", opts);
-    let report = target
-        .write(&plan, &store, out, opts.force, &progress)
-        .map_err(|e| super::with_image(e, &selection))?;
-    progress.finish();
+    let (plan, report) = super::write_keeping_going(
+        &mut selection,
+        req.keep_going,
+        layout::registry::plan,
+        |plan| {
+            let progress = plan_progress(plan, "selecting", opts);
+            let r = target.write(plan, &store, out, opts.force, &progress)?;
+            progress.finish();
+            Ok(r)
+        },
+    )?;
     Ok(Outcome {
         selection,
         plan,

@@ -146,7 +146,14 @@ impl graph::Visitor for MarkWalk<'_, '_> {
     }
 
     fn blob(&mut self, _step: &graph::Step, blob: &graph::BlobRef) -> Result<()> {
-        self.mark.out.blobs.insert(blob.descriptor.digest.clone());
+        let m = &mut *self.mark;
+        let d = &blob.descriptor.digest;
+        // A blob named by its sha512 is stored as its sha256: keep that.
+        let stored = m.catalog.stored_as(m.name, d)?;
+        if &stored != d {
+            m.out.blobs.insert(stored);
+        }
+        m.out.blobs.insert(d.clone());
         Ok(())
     }
 }
@@ -277,11 +284,12 @@ fn keep_whole(m: &mut RepoMark, revisions: &[Digest], repo: &Repository) {
     }
 }
 
-/// Every manifest and blob the manifest `digest` needs (itself included),
-/// as far as the catalog can read them.
-pub fn needs(catalog: &Catalog, digest: &Digest) -> Vec<Digest> {
+/// Every manifest and blob the manifest `digest` of `repo` needs (itself
+/// included, blobs also as stored), as far as the catalog can read them.
+pub fn needs(catalog: &Catalog, repo: &str, digest: &Digest) -> Vec<Digest> {
     struct Needs<'a> {
         catalog: &'a Catalog,
+        repo: &'a str,
         out: Vec<Digest>,
     }
     impl graph::Visitor for Needs<'_> {
@@ -290,12 +298,17 @@ pub fn needs(catalog: &Catalog, digest: &Digest) -> Vec<Digest> {
             Ok(self.catalog.node(step.digest, &step.what).ok())
         }
         fn blob(&mut self, _: &graph::Step, blob: &graph::BlobRef) -> Result<()> {
-            self.out.push(blob.descriptor.digest.clone());
+            let d = &blob.descriptor.digest;
+            if let Ok(stored) = self.catalog.stored_as(self.repo, d) {
+                self.out.push(stored);
+            }
+            self.out.push(d.clone());
             Ok(())
         }
     }
     let mut v = Needs {
         catalog,
+        repo,
         out: Vec::new(),
     };
     let _ = graph::walk(digest, &mut v);

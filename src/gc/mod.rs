@@ -29,13 +29,12 @@ pub struct Fresh<'a> {
 }
 
 impl<'a> Fresh<'a> {
-    /// Files changed at or after `started` are fresh. File times come from
-    /// a clock that may lag the one `started` was read from by a tick, so
-    /// the line is drawn a little earlier.
+    /// Files changed at or after `started` (read before gc looks at the
+    /// tree) are fresh.
     pub fn new(writer: &'a TreeWriter, started: SystemTime) -> Fresh<'a> {
         Fresh {
             writer,
-            since: started - Duration::from_millis(20),
+            since: started,
         }
     }
 
@@ -135,10 +134,8 @@ pub fn plan(
         .map(|(repo, digests)| {
             let mut index: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
             for tag in catalog.repos[*repo].tags.keys() {
-                for e in store.list(&Spec::TagIndexRoot(repo, tag))? {
-                    if let Ok(d) = Digest::from_parts("sha256", &e.name) {
-                        index.entry(d).or_default().push(tag.clone());
-                    }
+                for d in store.list_digests(&Spec::TagIndexRoot(repo, tag))? {
+                    index.entry(d).or_default().push(tag.clone());
                 }
             }
             let mut v: Vec<ManifestDel> = digests

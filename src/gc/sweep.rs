@@ -95,14 +95,12 @@ pub fn apply(
         Ok::<_, crate::Error>(())
     })?;
     left.blobs = left_blobs.into_inner().expect("not poisoned");
-    let prefixes: BTreeSet<&str> = plan
-        .blobs
-        .iter()
-        .filter(|b| b.digest.algorithm() == crate::digest::Algorithm::Sha256)
-        .map(|b| &b.digest.hex()[..2])
-        .collect();
-    for p in prefixes {
-        w.remove_empty_dir(&Spec::BlobPrefix(p))?;
+    // Each emptied prefix folder, once.
+    let mut prefixes: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for b in &plan.blobs {
+        if prefixes.insert((b.digest.algorithm().name(), &b.digest.hex()[..2])) {
+            w.remove_empty_dir(&Spec::BlobPrefix(&b.digest))?;
+        }
     }
     for u in &plan.uploads {
         interrupt::check()?;

@@ -3,11 +3,13 @@
 //! children an index names to every config and layer, each checked against
 //! its digest and size.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
+use crate::graph::{self, Node};
 use crate::import::files::Files;
 use crate::import::{Found, Item};
 use crate::manifest::Manifest;
@@ -51,8 +53,6 @@ impl Walked {
     }
 }
 
-const MAX_DEPTH: usize = 8;
-
 /// Reads an image from its top manifest (`bytes`, read from `top_rel` and
 /// checked to hash to `top`): the children an index names, where present,
 /// and every config and layer, each checked against its digest and size.
@@ -66,8 +66,10 @@ pub fn walk(
     let mut w = Walker {
         files,
         paths,
-        seen: HashSet::new(),
+        top_rel,
+        top_bytes: bytes,
         seen_blobs: HashSet::new(),
+        children: HashMap::new(),
         out: Walked {
             kind: ManifestKind::OciManifest,
             manifests: Vec::new(),
@@ -75,7 +77,7 @@ pub fn walk(
             missing_children: Vec::new(),
         },
     };
-    w.out.kind = w.visit(top, top_rel, bytes, 0)?;
+    graph::walk(top, &mut w)?;
     Ok(w.out)
 }
 
@@ -118,88 +120,96 @@ pub fn read_manifest(
 struct Walker<'a> {
     files: &'a Files,
     paths: &'a Paths,
-    seen: HashSet<Digest>,
+    top_rel: &'a str,
+    top_bytes: &'a [u8],
     seen_blobs: HashSet<Digest>,
+    /// How many children each index names.
+    children: HashMap<Digest, usize>,
     out: Walked,
 }
 
 impl Walker<'_> {
-    /// Adds a manifest and what it needs; returns its kind.
-    fn visit(
-        &mut self,
-        digest: &Digest,
-        rel: &str,
-        bytes: &[u8],
-        depth: usize,
-    ) -> Result<ManifestKind> {
-        if depth > MAX_DEPTH {
-            return Err(Error::Invalid {
-                message: format!("indexes nest deeper than {MAX_DEPTH} levels"),
-                path: Some(self.files.display(rel)),
-            });
+    fn rel(&self, step: &graph::Step) -> String {
+        match step.depth {
+            0 => self.top_rel.to_string(),
+            _ => (self.paths.child)(step.digest),
         }
+    }
+}
+
+impl graph::Visitor for Walker<'_> {
+    fn manifest(&mut self, step: &graph::Step) -> Result<Option<Arc<Node>>> {
+        let rel = self.rel(step);
+        let read;
+        let bytes = match step.entry {
+            None => self.top_bytes,
+            Some(entry) => {
+                if !self.files.exists(&rel)? {
+                    self.out.missing_children.push(step.digest.clone());
+                    return Ok(None);
+                }
+                read = read_manifest(self.files, &rel, step.digest, entry.size)?;
+                &read[..]
+            }
+        };
         let m = Manifest::parse(bytes).map_err(|reason| Error::BadManifest {
-            digest: digest.clone(),
-            path: self.files.display(rel),
+            digest: step.digest.clone(),
+            path: self.files.display(&rel),
             reason,
         })?;
-        if !self.seen.insert(digest.clone()) {
-            return Ok(m.kind);
+        if step.depth == 0 {
+            self.out.kind = m.kind;
         }
-        let (path, _) = self.files.local(rel)?.expect("read just now");
+        if m.kind.is_index() {
+            self.children.insert(step.digest.clone(), m.children.len());
+        }
+        let (path, _) = self.files.local(&rel)?.expect("read just now");
         self.out.manifests.push(Item {
-            digest: digest.clone(),
+            digest: step.digest.clone(),
             size: bytes.len() as u64,
             source: Source::File {
                 path,
-                digest: digest.clone(),
+                digest: step.digest.clone(),
             },
         });
-        if m.kind.is_index() {
-            let mut present = 0;
-            for c in &m.children {
-                let child_rel = (self.paths.child)(&c.digest);
-                if !self.files.exists(&child_rel)? {
-                    self.out.missing_children.push(c.digest.clone());
-                    continue;
-                }
-                let child = read_manifest(self.files, &child_rel, &c.digest, c.size)?;
-                self.visit(&c.digest, &child_rel, &child, depth + 1)?;
-                present += 1;
-            }
-            if present == 0 && !m.children.is_empty() {
-                return Err(Error::Invalid {
-                    message: format!(
-                        "none of the {} child manifests of this index is in the source",
-                        m.children.len()
-                    ),
-                    path: Some(self.files.display(rel)),
-                });
-            }
-            return Ok(m.kind);
+        Ok(Some(Arc::new(Node {
+            manifest: m,
+            size: bytes.len() as u64,
+        })))
+    }
+
+    fn blob(&mut self, _step: &graph::Step, blob: &graph::BlobRef) -> Result<()> {
+        let b = blob.descriptor;
+        if b.is_foreign() || !self.seen_blobs.insert(b.digest.clone()) {
+            return Ok(());
         }
-        let n = m.layers.len();
-        for b in m.blobs() {
-            if b.is_foreign() || !self.seen_blobs.insert(b.digest.clone()) {
-                continue;
-            }
-            let what = match m.layers.iter().position(|l| l.digest == b.digest) {
-                Some(i) if m.config.as_ref().is_none_or(|c| c.digest != b.digest) => {
-                    format!("layer {} of {n}", i + 1)
-                }
-                _ => "config".to_string(),
-            };
-            let rel = (self.paths.blob)(&b.digest);
-            let local = self.files.expect(&rel, &b.digest, b.size, &what)?;
-            self.out.blobs.push(Item {
+        let rel = (self.paths.blob)(&b.digest);
+        let local = self.files.expect(&rel, &b.digest, b.size, &blob.what)?;
+        self.out.blobs.push(Item {
+            digest: b.digest.clone(),
+            size: local.size,
+            source: Source::File {
+                path: local.path,
                 digest: b.digest.clone(),
-                size: local.size,
-                source: Source::File {
-                    path: local.path,
-                    digest: b.digest.clone(),
-                },
+            },
+        });
+        Ok(())
+    }
+
+    fn index_done(&mut self, step: &graph::Step, kept: usize) -> Result<()> {
+        let named = self.children.get(step.digest).copied().unwrap_or(0);
+        if kept == 0 && named > 0 {
+            return Err(Error::Invalid {
+                message: format!(
+                    "none of the {named} child manifests of this index is in the source"
+                ),
+                path: Some(self.files.display(&self.rel(step))),
             });
         }
-        Ok(m.kind)
+        Ok(())
+    }
+
+    fn path(&self, digest: &Digest) -> Option<std::path::PathBuf> {
+        Some(self.files.display(&(self.paths.child)(digest)))
     }
 }

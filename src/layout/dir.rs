@@ -43,7 +43,7 @@ pub fn plan(sel: &Selection) -> Result<Plan> {
         for b in &img.blobs {
             plan.blob(
                 format!("{dir}/{}", b.digest.hex()),
-                &b.digest,
+                &b.stored,
                 b.size,
                 Phase::Content,
             )?;

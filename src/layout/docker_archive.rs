@@ -100,9 +100,14 @@ fn add_image(plan: &mut Plan, img: &Image) -> Result<(Digest, Vec<Digest>)> {
             f.digest
         )));
     }
-    let sizes: HashMap<&Digest, u64> = img.blobs.iter().map(|b| (&b.digest, b.size)).collect();
+    let blobs: HashMap<&Digest, (&Digest, u64)> = img
+        .blobs
+        .iter()
+        .map(|b| (&b.digest, (&b.stored, b.size)))
+        .collect();
     for d in std::iter::once(&config.digest).chain(m.layers.iter().map(|l| &l.digest)) {
-        plan.blob(blob_path(d), d, sizes[d], Phase::Content)?;
+        let (stored, size) = blobs[d];
+        plan.blob(blob_path(d), stored, size, Phase::Content)?;
     }
     let layers = m.layers.iter().map(|l| l.digest.clone()).collect();
     Ok((config.digest.clone(), layers))

@@ -125,7 +125,7 @@ pub fn plan(sel: &Selection, store: &Store, opts: Options) -> Result<Export> {
             }
         }
         for b in &img.blobs {
-            plan.blob(blob_path(&b.digest), &b.digest, b.size, Phase::Content)?;
+            plan.blob(blob_path(&b.digest), &b.stored, b.size, Phase::Content)?;
         }
         let name = full_name(opts.prefix, img);
         if let Some(tag) = &img.tag {

@@ -40,10 +40,13 @@ fn add_image(plan: &mut Plan, img: &Image) -> Result<()> {
         blob(
             plan,
             repo,
-            &b.digest,
+            &b.stored,
             b.size,
-            Source::Blob(b.digest.clone()),
+            Source::Blob(b.stored.clone()),
         )?;
+        if b.digest != b.stored {
+            alias(plan, repo, &b.digest, &b.stored)?;
+        }
     }
     if let Some(t) = &img.tag {
         tag(plan, repo, t, &img.digest)?;
@@ -74,6 +77,17 @@ pub fn blob(plan: &mut Plan, repo: &str, digest: &Digest, size: u64, source: Sou
     plan.bytes(
         at(Spec::LayerLink(repo, digest)),
         paths::link_bytes(digest),
+        Phase::Link,
+    )
+}
+
+/// Another name for a stored blob, as the registry writes one for a blob
+/// pushed under another algorithm's digest: a `_layers` link for `name`
+/// that holds the digest the blob is stored under.
+pub fn alias(plan: &mut Plan, repo: &str, name: &Digest, stored: &Digest) -> Result<()> {
+    plan.bytes(
+        at(Spec::LayerLink(repo, name)),
+        paths::link_bytes(stored),
         Phase::Link,
     )
 }

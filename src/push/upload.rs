@@ -227,7 +227,7 @@ impl Uploader<'_> {
 
     fn open(&self, blob: &BlobItem) -> Result<Source<'_>> {
         Ok(Source {
-            inner: self.store.open_blob(&blob.digest, "blob")?,
+            inner: self.store.open_blob(&blob.stored, "blob")?,
             hasher: Some(Hasher::new(blob.digest.algorithm())),
             read: 0,
             failed: None,

@@ -120,7 +120,7 @@ fn create_dirs(root: &Path, levels: Vec<Vec<&str>>) -> Result<()> {
 
 fn place(store: &Store, placer: &Placer, entry: &FileEntry, dst: &Path) -> Result<()> {
     match &entry.source {
-        Source::Blob(d) => placer.place_blob(store, d, dst).map(|_| ()),
+        Source::Blob(d) => placer.place_blob(store, d, entry.size, dst).map(|_| ()),
         Source::Bytes(b) => placer.write_bytes(b, dst),
         Source::File { path, digest } => placer.place_file(path, dst, digest).map(|_| ()),
     }

@@ -61,25 +61,43 @@ impl Placer {
         }
     }
 
-    /// Puts the blob `digest` of `store` at `dst`, which must not exist.
-    pub fn place_blob(&self, store: &Store, digest: &Digest, dst: &Path) -> Result<Method> {
+    /// Puts the blob `digest` of `store`, which must have `size` bytes, at
+    /// `dst`, which must not exist.
+    pub fn place_blob(
+        &self,
+        store: &Store,
+        digest: &Digest,
+        size: u64,
+        dst: &Path,
+    ) -> Result<Method> {
         if let Some(src) = store.blob_local_path(digest) {
-            return self.place_file(&src, dst, digest).map_err(|e| match e {
-                Error::Io { source, .. }
-                    if source.kind() == io::ErrorKind::NotFound && !src.exists() =>
-                {
-                    Error::MissingBlob {
-                        digest: digest.clone(),
-                        what: "blob".into(),
-                        path: src,
+            return self
+                .place_local(&src, dst, digest, Some(size))
+                .map_err(|e| match e {
+                    Error::Io { source, .. }
+                        if source.kind() == io::ErrorKind::NotFound && !src.exists() =>
+                    {
+                        Error::MissingBlob {
+                            digest: digest.clone(),
+                            what: "blob".into(),
+                            path: src,
+                        }
                     }
-                }
-                e => e,
-            });
+                    e => e,
+                });
         }
         let reader = store.open_blob(digest, "blob")?;
         let src = store.display(&crate::paths::Spec::BlobData(digest));
-        copy_checked(reader, &src, dst, digest)?;
+        let n = copy_checked(reader, &src, dst, digest)?;
+        if n != size {
+            let _ = fs::remove_file(dst);
+            return Err(Error::SizeMismatch {
+                path: src,
+                digest: digest.clone(),
+                expected: size,
+                actual: n,
+            });
+        }
         self.copies.fetch_add(1, Ordering::Relaxed);
         Ok(Method::Copy)
     }
@@ -92,16 +110,23 @@ impl Placer {
     /// reached through a symbolic link is never linked as the link (which
     /// would dangle in the output): `Ok(false)`, so its content is copied.
     pub fn hardlink(&self, src: &Path, dst: &Path) -> io::Result<bool> {
-        let kind = fs::symlink_metadata(src)?.file_type();
-        if kind.is_symlink() {
-            let target = fs::metadata(src)?.file_type();
-            return match target.is_file() {
-                true => Ok(false),
-                false => Err(not_regular(target)),
-            };
+        self.hardlink_sized(src, dst, None)
+    }
+
+    /// [`Placer::hardlink`], also refusing a source whose length is not
+    /// `size` ([`WrongSize`]), with the same one look at it.
+    fn hardlink_sized(&self, src: &Path, dst: &Path, size: Option<u64>) -> io::Result<bool> {
+        let meta = fs::symlink_metadata(src)?;
+        let symlink = meta.file_type().is_symlink();
+        let meta = if symlink { fs::metadata(src)? } else { meta };
+        if !meta.is_file() {
+            return Err(not_regular(meta.file_type()));
         }
-        if !kind.is_file() {
-            return Err(not_regular(kind));
+        if size.is_some_and(|want| want != meta.len()) {
+            return Err(io::Error::other(WrongSize(meta.len())));
+        }
+        if symlink {
+            return Ok(false);
         }
         if self.no_hardlink.load(Ordering::Relaxed) {
             return Ok(false);
@@ -126,12 +151,29 @@ impl Placer {
 
     /// Puts the local file `src`, whose content must have `digest`, at `dst`.
     pub fn place_file(&self, src: &Path, dst: &Path, digest: &Digest) -> Result<Method> {
-        let linked = self
-            .hardlink(src, dst)
-            .map_err(|e| match is_not_regular(&e) {
-                true => Error::io("read", src, e),
-                false => Error::io("hardlink", dst, e),
-            })?;
+        self.place_local(src, dst, digest, None)
+    }
+
+    /// [`Placer::place_file`], refusing a source that has not `size` bytes.
+    fn place_local(
+        &self,
+        src: &Path,
+        dst: &Path,
+        digest: &Digest,
+        size: Option<u64>,
+    ) -> Result<Method> {
+        let linked = self.hardlink_sized(src, dst, size).map_err(|e| {
+            match e.get_ref().and_then(|i| i.downcast_ref::<WrongSize>()) {
+                Some(WrongSize(actual)) => Error::SizeMismatch {
+                    path: src.to_path_buf(),
+                    digest: digest.clone(),
+                    expected: size.unwrap_or(0),
+                    actual: *actual,
+                },
+                None if is_not_regular(&e) => Error::io("read", src, e),
+                None => Error::io("hardlink", dst, e),
+            }
+        })?;
         if linked {
             return Ok(Method::Hardlink);
         }
@@ -183,6 +225,22 @@ impl Placer {
         Ok(())
     }
 }
+
+/// A source that has this many bytes, not the size it must have.
+#[derive(Debug)]
+struct WrongSize(u64);
+
+impl std::fmt::Display for WrongSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the file has {} bytes, not its descriptor's size",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for WrongSize {}
 
 /// What a path holds instead of a regular file.
 #[derive(Debug)]

@@ -341,6 +341,29 @@ impl Store {
         }
     }
 
+    /// The digests named by the folders of `root` (a `*Root` spec: revisions,
+    /// `_layers`, a tag's index), under every algorithm's folder; folders
+    /// whose names are not digests are skipped.
+    pub fn list_digests(&self, root: &Spec) -> Result<std::collections::BTreeSet<Digest>> {
+        let mut out = std::collections::BTreeSet::new();
+        let base = root.path();
+        for algo in crate::digest::Algorithm::ALL {
+            let rel = base.join(algo.name());
+            let entries = match self.backend.list(&rel) {
+                Ok(v) => v,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("list folder", self.backend.display(&rel), e)),
+            };
+            out.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| e.is_dir)
+                    .filter_map(|e| Digest::from_parts(algo.name(), &e.name).ok()),
+            );
+        }
+        Ok(out)
+    }
+
     /// Reads a link file strictly. `Ok(None)` if it does not exist.
     pub fn read_link(&self, spec: &Spec) -> Result<Option<Digest>> {
         let rel = spec.path();
@@ -949,12 +972,9 @@ mod tests {
                 .unwrap(),
             LinkPut::Replaced
         );
-        let index: Vec<String> = store
-            .list(&Spec::TagIndexRoot("x/y", "v1"))
-            .unwrap()
-            .into_iter()
-            .map(|e| e.name)
-            .collect();
+        let index = store
+            .list_digests(&Spec::TagIndexRoot("x/y", "v1"))
+            .unwrap();
         assert_eq!(index.len(), 2);
         // Nothing is left in the staging folder.
         let staging = store.list(&Spec::Staging).unwrap();

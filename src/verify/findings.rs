@@ -58,7 +58,10 @@ pub fn blob_findings(
     usage: &Usage,
     status: &HashMap<Digest, Checked>,
 ) -> Vec<Finding> {
-    let path = |d: &Digest| catalog.store.display(&Spec::BlobData(d));
+    let path = |d: &Digest| {
+        let stored = usage.stored.get(d).unwrap_or(d);
+        catalog.store.display(&Spec::BlobData(stored))
+    };
     usage
         .blobs
         .par_iter()
@@ -122,7 +125,10 @@ pub fn link_findings(
                 Err(e) => Error::Shared(e.clone()),
                 Ok(None) => return None,
                 Ok(Some(t)) => match &l.folder {
-                    Some(f) if f != t => Error::LinkMismatch {
+                    // Another name of a stored blob (a sha512 the registry
+                    // links to the sha256 it stores the bytes under).
+                    Some(f) if f.algorithm() != t.algorithm() && exists(t) => return None,
+                    Some(f) if f != t && f.algorithm() == t.algorithm() => Error::LinkMismatch {
                         path: l.path(&catalog.store),
                         folder: f.clone(),
                         target: t.clone(),

@@ -76,10 +76,8 @@ pub fn read(store: &Store, repos: &[&Repository]) -> Result<Vec<Link>> {
                 .keys()
                 .map(|tag| {
                     let digests = store
-                        .list(&Spec::TagIndexRoot(name, tag))?
+                        .list_digests(&Spec::TagIndexRoot(name, tag))?
                         .into_iter()
-                        .filter(|e| e.is_dir)
-                        .filter_map(|e| Digest::from_parts("sha256", &e.name).ok())
                         .collect();
                     Ok((name, Role::TagIndex(tag.clone()), digests))
                 })

@@ -70,6 +70,7 @@ impl Finding {
             Error::LinkMismatch { .. } => "link-mismatch",
             // A tag folder without its `current` link.
             Error::Invalid { .. } => "missing-link",
+            Error::TooDeep { .. } => "too-deep",
             _ => "unreadable",
         }
     }
@@ -130,8 +131,22 @@ pub fn check(
     let ((mut usage, first), links) = rayon::join(
         || {
             let usage = walk::walk(catalog, targets);
-            let work = usage.blobs.keys().map(|d| (d.clone(), opts.hash)).collect();
-            let first = hash_wave(work);
+            let work = usage
+                .blobs
+                .keys()
+                .filter(|d| !usage.stored.contains_key(*d))
+                .map(|d| (d.clone(), opts.hash))
+                .collect();
+            let mut first = hash_wave(work);
+            // Blobs stored under another digest: their stored bytes, hashed
+            // as the digest that names them.
+            first.par_extend(usage.stored.par_iter().map(|(name, stored)| {
+                let c = match opts.hash {
+                    true => blobs::check_as(store, name, stored),
+                    false => blobs::check(store, stored, false),
+                };
+                ((name.clone(), opts.hash), c)
+            }));
             (usage, first)
         },
         || -> Result<_> {

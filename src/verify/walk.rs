@@ -3,11 +3,13 @@
 //! links the registry needs to serve them. In memory, from the catalog.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Node};
 use crate::digest::Digest;
 use crate::error::Error;
-use crate::platform::Platform;
+use crate::graph;
+use crate::paths::Spec;
 
 /// The link kinds an image needs in its repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -43,6 +45,9 @@ pub struct Usage {
     pub blobs: HashMap<Digest, Use>,
     /// Manifests that could not be read, for the first image reaching them.
     pub manifest_errors: HashMap<Digest, Error>,
+    /// Blobs named by another digest than they are stored as (sha512): the
+    /// digest of the blob whose bytes they are.
+    pub stored: HashMap<Digest, Digest>,
 }
 
 impl Usage {
@@ -55,42 +60,28 @@ impl Usage {
     }
 }
 
-const MAX_DEPTH: usize = 8;
-
-/// How a manifest was reached, named only when first recorded.
-#[derive(Clone, Copy)]
-enum Reached<'a> {
-    Top,
-    Child(Option<&'a Platform>),
-}
-
-impl Reached<'_> {
-    fn what(self) -> String {
-        match self {
-            Reached::Top => "manifest".into(),
-            Reached::Child(Some(p)) => format!("child manifest {p}"),
-            Reached::Child(None) => "child manifest".into(),
-        }
-    }
-}
-
-/// Walks every target over its children and blobs.
+/// Walks every target over its children and blobs. An index nested
+/// deeper than [`graph::MAX_DEPTH`] levels is a finding for the image
+/// (extract refuses it too).
 pub fn walk(catalog: &Catalog, targets: &[Target]) -> Usage {
     let mut usage = Usage::default();
-    let mut seen = Vec::new();
     for (i, t) in targets.iter().enumerate() {
-        seen.clear();
-        let i = u32::try_from(i).expect("fewer than 4 billion images");
-        visit(
+        let image = u32::try_from(i).expect("fewer than 4 billion images");
+        let mut v = UsageWalk {
             catalog,
-            &mut usage,
-            i,
-            &t.digest,
-            None,
-            Reached::Top,
-            0,
-            &mut seen,
-        );
+            usage: &mut usage,
+            image,
+            repo: &t.repo,
+        };
+        if let Err(e) = graph::walk(&t.digest, &mut v) {
+            if let Error::TooDeep { digest, .. } = &e {
+                let digest = digest.clone();
+                record(&mut usage.manifests, &digest, None, image, || {
+                    "child manifest".into()
+                });
+                usage.manifest_errors.entry(digest).or_insert(e);
+            }
+        }
     }
     for u in usage.manifests.values_mut().chain(usage.blobs.values_mut()) {
         u.images.sort_unstable();
@@ -99,58 +90,57 @@ pub fn walk(catalog: &Catalog, targets: &[Target]) -> Usage {
     usage
 }
 
-#[allow(clippy::too_many_arguments)]
-fn visit(
-    catalog: &Catalog,
-    usage: &mut Usage,
+/// Records what one image uses; a manifest that cannot be read is an
+/// error recorded for it, and the walk goes on with the rest.
+struct UsageWalk<'a> {
+    catalog: &'a Catalog,
+    usage: &'a mut Usage,
     image: u32,
-    digest: &Digest,
-    size: Option<u64>,
-    reached: Reached,
-    depth: usize,
-    seen: &mut Vec<Digest>,
-) {
-    if depth > MAX_DEPTH || seen.contains(digest) {
-        return;
-    }
-    seen.push(digest.clone());
-    record(&mut usage.manifests, digest, size, image, || reached.what());
-    let node = match catalog.node(digest, "manifest") {
-        Ok(n) => n,
-        Err(_) => {
-            // Again, to name it in the error as this image reaches it.
-            if let Err(e) = catalog.node(digest, &reached.what()) {
-                usage.manifest_errors.entry(digest.clone()).or_insert(e);
-            }
-            return;
-        }
-    };
-    let m = &node.manifest;
-    for child in &m.children {
-        let reached = Reached::Child(child.platform.as_ref());
-        visit(
-            catalog,
-            usage,
-            image,
-            &child.digest,
-            child.size,
-            reached,
-            depth + 1,
-            seen,
+    repo: &'a str,
+}
+
+impl graph::Visitor for UsageWalk<'_> {
+    fn manifest(&mut self, step: &graph::Step) -> crate::Result<Option<Arc<Node>>> {
+        let size = step.entry.and_then(|e| e.size);
+        record(
+            &mut self.usage.manifests,
+            step.digest,
+            size,
+            self.image,
+            || step.what.clone(),
         );
-    }
-    for b in m.blobs() {
-        if b.is_foreign() {
-            continue;
-        }
-        record(&mut usage.blobs, &b.digest, b.size, image, || {
-            if m.config.as_ref().is_some_and(|c| c.digest == b.digest) {
-                "config".to_string()
-            } else {
-                let pos = m.layers.iter().position(|l| l.digest == b.digest);
-                format!("layer {} of {}", pos.unwrap_or(0) + 1, m.layers.len())
+        match self.catalog.node(step.digest, &step.what) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) => {
+                self.usage
+                    .manifest_errors
+                    .entry(step.digest.clone())
+                    .or_insert(e);
+                Ok(None)
             }
+        }
+    }
+
+    fn blob(&mut self, _step: &graph::Step, blob: &graph::BlobRef) -> crate::Result<()> {
+        let b = blob.descriptor;
+        if b.is_foreign() {
+            return Ok(());
+        }
+        record(&mut self.usage.blobs, &b.digest, b.size, self.image, || {
+            blob.what.clone()
         });
+        if !self.usage.stored.contains_key(&b.digest) {
+            if let Ok(stored) = self.catalog.stored_as(self.repo, &b.digest) {
+                if stored != b.digest {
+                    self.usage.stored.insert(b.digest.clone(), stored);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn path(&self, digest: &Digest) -> Option<std::path::PathBuf> {
+        Some(self.catalog.store.display(&Spec::BlobData(digest)))
     }
 }
 
@@ -174,23 +164,45 @@ fn record(
     }
 }
 
-/// Every manifest and blob that some tag of the tree reaches (for
-/// `--all-blobs`: the rest are orphans).
+/// Every manifest and blob that some tag of the tree reaches, blobs also
+/// under the digest they are stored as (for `--all-blobs`: the rest are
+/// orphans).
 pub fn reached_by_tags(catalog: &Catalog) -> std::collections::HashSet<Digest> {
+    struct Reach<'a> {
+        catalog: &'a Catalog,
+        repo: &'a str,
+        out: std::collections::HashSet<Digest>,
+    }
+    impl graph::Visitor for Reach<'_> {
+        fn manifest(&mut self, step: &graph::Step) -> crate::Result<Option<Arc<Node>>> {
+            if !self.out.insert(step.digest.clone()) {
+                return Ok(None);
+            }
+            Ok(match self.catalog.manifests.get(step.digest) {
+                Some(Ok(n)) => Some(n.clone()),
+                _ => None,
+            })
+        }
+        fn blob(&mut self, _: &graph::Step, blob: &graph::BlobRef) -> crate::Result<()> {
+            let d = &blob.descriptor.digest;
+            if let Ok(stored) = self.catalog.stored_as(self.repo, d) {
+                self.out.insert(stored);
+            }
+            self.out.insert(d.clone());
+            Ok(())
+        }
+    }
     let mut out = std::collections::HashSet::new();
-    let mut stack: Vec<Digest> = catalog
-        .tags()
-        .filter_map(|(_, _, t)| t.as_ref().ok().cloned())
-        .collect();
-    while let Some(d) = stack.pop() {
-        if !out.insert(d.clone()) {
-            continue;
-        }
-        if let Some(Ok(node)) = catalog.manifests.get(&d) {
-            let m = &node.manifest;
-            stack.extend(m.children.iter().map(|c| c.digest.clone()));
-            out.extend(m.blobs().map(|b| b.digest.clone()));
-        }
+    for (repo, _, target) in catalog.tags() {
+        let Ok(d) = target else { continue };
+        let mut v = Reach {
+            catalog,
+            repo,
+            out: std::mem::take(&mut out),
+        };
+        // Past the depth limit is a finding of its own.
+        let _ = graph::walk(d, &mut v);
+        out = v.out;
     }
     out
 }

@@ -1,6 +1,7 @@
 //! Damaged trees and bad arguments: a clear error naming the image and the
 //! path, exit 1 (2 for usage), nothing half-written, ROOT unchanged.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::sync::OnceLock;
 
@@ -238,8 +239,12 @@ fn corrupt_blobs_are_caught_when_bytes_are_copied() {
             "{kind}: {}",
             r.stderr
         );
+        let why = match kind {
+            "flipped-byte" => "wrong content",
+            _ => "but its descriptor says",
+        };
         assert!(
-            r.stderr.contains("wrong content") && r.stderr.contains(image),
+            r.stderr.contains(why) && r.stderr.contains(image),
             "{kind}: {}",
             r.stderr
         );
@@ -362,4 +367,122 @@ fn the_skip_missing_hint_is_given_only_by_commands_that_have_it() {
         checked += 1;
     }
     assert_eq!(checked, 8);
+}
+
+#[test]
+fn keep_going_leaves_out_only_the_images_whose_blob_fails_while_written() {
+    // A layer whose bytes are not its digest is found only when it is
+    // copied (here: extract across filesystems, and pack, which streams
+    // every blob): the images using it are reported, the others written.
+    let t = tempdir();
+    let d = damaged("flipped-byte", sample(), t.path());
+    let affected: BTreeSet<String> = d.sidecar["damages"][0]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect();
+    assert!(!affected.is_empty());
+    let tags: Vec<String> = sample()
+        .images()
+        .into_iter()
+        .map(|(r, _, _)| r)
+        .filter(|r| !r.contains('@'))
+        .collect();
+    let root = d.root.to_str().unwrap();
+    let out = t.path().join("out");
+    let r = regkit_readonly(
+        &d.root,
+        [
+            "-q",
+            "extract",
+            root,
+            out.to_str().unwrap(),
+            "--keep-going",
+            "--json",
+        ],
+    )
+    .fails(1);
+    let failed = failed_images(&r.json());
+    assert_eq!(failed, affected, "{}", r.stdout);
+    assert!(r.stderr.contains("wrong content"), "{}", r.stderr);
+    let mut written = 0;
+    for tag in &tags {
+        let there = out.join(tag).join("manifest.json").is_file();
+        assert_eq!(there, !affected.contains(tag), "{tag}");
+        written += usize::from(there);
+    }
+    assert!(written >= 20, "{written}");
+    let ok = "library/alpine:3.19";
+    assert_eq!(
+        skopeo_copy_all(&format!("dir:{}", out.join(ok).display())).unwrap(),
+        sample().digest(ok)
+    );
+
+    let bundle = t.path().join("b.tar");
+    let r = regkit(["-q", "pack", root, bundle.to_str().unwrap(), "--keep-going"]).fails(1);
+    for image in &affected {
+        assert!(
+            r.stderr.contains(&format!("= image: {image}")),
+            "{}",
+            r.stderr
+        );
+    }
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(t.path().join("b.tar.json")).unwrap()).unwrap();
+    let packed: BTreeSet<String> = manifest["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(packed.len(), tags.len() - affected.len());
+    assert!(packed.is_disjoint(&affected));
+    let site = t.path().join("site");
+    regkit([
+        "-q",
+        "unpack",
+        bundle.to_str().unwrap(),
+        site.to_str().unwrap(),
+    ])
+    .ok();
+    regkit(["verify", site.to_str().unwrap()]).ok();
+    let reg = Registry::start(&site);
+    assert_eq!(
+        skopeo_copy_all(&format!("docker://{}/{ok}", reg.host())).unwrap(),
+        sample().digest(ok)
+    );
+}
+
+fn failed_images(v: &Value) -> BTreeSet<String> {
+    v["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["image"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_blob_whose_size_is_not_its_descriptors_is_refused_by_extract_and_pack() {
+    // Hardlinking reads no bytes, but a blob cut short has not the size its
+    // descriptor gives: extract refuses it as verify does, and so does pack.
+    let t = tempdir();
+    let d = damaged("truncated-blob", sample(), t.path());
+    let rec = &d.sidecar["damages"][0];
+    let image = rec["images"][0].as_str().unwrap();
+    let path = d.root.join(rec["paths"][0].as_str().unwrap());
+    let root = d.root.to_str().unwrap();
+    for cmd in ["extract", "select", "pack"] {
+        let out = t.path().join(cmd);
+        let r = regkit([cmd, root, out.to_str().unwrap(), image]).fails(1);
+        assert!(
+            r.stderr.contains("but its descriptor says")
+                && r.stderr.contains(&format!("--> {}", path.display()))
+                && r.stderr.contains(&format!("= image: {image}")),
+            "{cmd}: {}",
+            r.stderr
+        );
+        assert!(!out.exists(), "{cmd}");
+    }
 }

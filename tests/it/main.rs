@@ -24,3 +24,4 @@ mod special;
 mod stdout;
 mod unpack_safety;
 mod verify;
+mod walk;
