@@ -1,8 +1,6 @@
 //! Shared parts of the integration tests: the regkit binary, fixtures made by
 //! the real registry (scripts/fixture.py), the real registry and skopeo.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -150,10 +148,24 @@ impl Fixture {
     }
 }
 
+/// This test process's folder for the fixtures its tests share (each made
+/// once), removed when the process exits.
 fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("regkit-it-{}", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
-    dir
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    extern "C" fn remove_scratch() {
+        if let Some(dir) = DIR.get() {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("regkit-it-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        // SAFETY: registers a plain function, run once at exit, that only
+        // removes this folder.
+        unsafe { nix::libc::atexit(remove_scratch) };
+        dir
+    })
+    .clone()
 }
 
 fn fixture_py(args: &[&str]) {
@@ -196,6 +208,13 @@ pub fn built(recipe: &'static str) -> &'static Fixture {
 
 pub fn sample() -> &'static Fixture {
     built("sample")
+}
+
+/// The sample tree with every kind of damage, made once per test process
+/// (tests only read it).
+pub fn sample_with_every_damage() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| damaged("all", sample(), &scratch()))
 }
 
 pub fn edge() -> &'static Fixture {
@@ -413,10 +432,6 @@ pub fn write_list(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
     let p = dir.join(name);
     fs::write(&p, lines.join("\n")).unwrap();
     p
-}
-
-pub fn stdin_null() -> Stdio {
-    Stdio::null()
 }
 
 impl Registry {
@@ -679,10 +694,14 @@ pub fn node_reach(node: &Value, out: &mut std::collections::BTreeSet<String>) {
 }
 
 /// Starts the real registry on `root` and copies every copyable tag of the
-/// sidecar (but `except`) with `skopeo copy --all`, checking its digest.
-pub fn assert_serves_tags(root: &Path, f: &Fixture, except: &[&str]) {
+/// sidecar (but `except`) with `skopeo copy --all`, checking its digest;
+/// returns how many it copied, which must be at least half of the tags.
+pub fn assert_serves_tags(root: &Path, f: &Fixture, except: &[&str]) -> usize {
     let reg = Registry::start(root);
-    for (r, digest, copyable) in f.images() {
+    let images = f.images();
+    let mut checked = 0;
+    for (r, digest, copyable) in &images {
+        let (r, digest, copyable) = (r.clone(), digest.clone(), *copyable);
         if !copyable || except.contains(&r.as_str()) {
             continue;
         }
@@ -696,7 +715,14 @@ pub fn assert_serves_tags(root: &Path, f: &Fixture, except: &[&str]) {
         {
             assert_eq!(got, digest, "{r}");
         }
+        checked += 1;
     }
+    assert!(
+        checked > 0 && checked * 2 >= images.len(),
+        "served {checked} of {} tags",
+        images.len()
+    );
+    checked
 }
 
 /// The HTTP status of `GET /v2/<repo>/manifests/<reference>`.

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -105,6 +104,7 @@ fn verify_names_the_path_and_every_image_of_each_damage() {
 fn verify_passes_untidy_trees_and_lists_their_orphans() {
     // A deleted tag, an orphan blob and an unfinished upload break nothing.
     let t = tempdir();
+    let mut checked = 0;
     for kind in ["deleted-tag", "orphan-blob", "leftover-upload"] {
         let d = damaged(kind, sample(), t.path());
         let (code, v) = verify_json(&d.root, &["--all-blobs"]);
@@ -115,8 +115,21 @@ fn verify_passes_untidy_trees_and_lists_their_orphans() {
             .iter()
             .map(|o| o["digest"].as_str().unwrap())
             .collect();
+        assert!(findings(&v).is_empty(), "{kind}: {v:#}");
         for rec in d.sidecar["damages"].as_array().unwrap() {
             if kind == "leftover-upload" {
+                // Not a blob: no orphan more than the tree had, and the
+                // upload is left as it is.
+                let (_, plain) = verify_json(&sample().root, &["--all-blobs"]);
+                let plain: BTreeSet<&str> = plain["orphans"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|o| o["digest"].as_str().unwrap())
+                    .collect();
+                assert_eq!(orphans, plain, "{kind}");
+                assert!(d.root.join(rec["paths"][0].as_str().unwrap()).is_dir());
+                checked += 1;
                 continue;
             }
             let digest = rec["digest"].as_str().unwrap();
@@ -124,8 +137,11 @@ fn verify_passes_untidy_trees_and_lists_their_orphans() {
                 dg == digest && !rec["images"].as_array().unwrap().iter().any(|i| i == r)
             });
             assert_eq!(!still_tagged, orphans.contains(digest), "{kind}: {digest}");
+            checked += 1;
         }
     }
+    // Two deleted tags, one orphan blob, one upload.
+    assert!(checked >= 4, "checked {checked} damages");
     // The sample's untagged referrer and moved-away image are orphans too.
     let (_, v) = verify_json(&sample().root, &["--all-blobs"]);
     let orphans: Vec<&str> = v["orphans"]
@@ -221,13 +237,8 @@ fn verify_names_every_image_using_a_broken_shared_layer() {
     assert!(r.stderr.contains("did you mean"), "{}", r.stderr);
 }
 
-/// The sample with every kind of damage, made once.
 fn broken() -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
-        let dir = Box::leak(Box::new(tempdir()));
-        damaged("all", sample(), dir.path())
-    })
+    sample_with_every_damage()
 }
 
 #[test]
