@@ -146,6 +146,20 @@ impl Fixture {
     pub fn digest(&self, r: &str) -> String {
         self.image(r)["digest"].as_str().unwrap().to_string()
     }
+
+    /// The digest of the first untagged manifest of `repo` in the sidecar
+    /// (in the sample, `many/tags`: the image `t00` was moved away from).
+    pub fn untagged_in(&self, repo: &str) -> String {
+        self.sidecar["untagged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["repo"] == repo)
+            .unwrap_or_else(|| panic!("no untagged manifest of {repo}"))["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
 }
 
 /// This test process's folder for the fixtures its tests share (each made
@@ -723,6 +737,35 @@ pub fn assert_serves_tags(root: &Path, f: &Fixture, except: &[&str]) -> usize {
         images.len()
     );
     checked
+}
+
+/// GETs every manifest and blob the registry serves from `top` down (for
+/// what skopeo 1.9 cannot copy, such as nested indexes), checking each
+/// manifest's digest; returns how many manifests it fetched.
+pub fn served_by_digest(reg: &Registry, repo: &str, top: &str) -> usize {
+    let mut todo = vec![top.to_string()];
+    let mut seen = 0;
+    while let Some(d) = todo.pop() {
+        let (status, body) = reg.get(&format!("/v2/{repo}/manifests/{d}"));
+        assert_eq!(status, 200, "{d}");
+        assert_eq!(format!("sha256:{}", sha256_hex(&body)), d);
+        seen += 1;
+        let m: Value = serde_json::from_slice(&body).unwrap();
+        for c in m["manifests"].as_array().into_iter().flatten() {
+            todo.push(c["digest"].as_str().unwrap().to_string());
+        }
+        for b in m["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(m.get("config"))
+        {
+            let digest = b["digest"].as_str().unwrap();
+            let (status, _) = reg.get(&format!("/v2/{repo}/blobs/{digest}"));
+            assert_eq!(status, 200, "{digest}");
+        }
+    }
+    seen
 }
 
 /// The HTTP status of `GET /v2/<repo>/manifests/<reference>`.

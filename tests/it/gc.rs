@@ -192,15 +192,7 @@ fn gc_delete_untagged_keeps_index_children_and_referrers_distribution_removes() 
         .as_str()
         .unwrap()
         .to_string();
-    let moved = f.sidecar["untagged"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["repo"] == "many/tags")
-        .unwrap()["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let moved = f.untagged_in("many/tags");
     {
         let reg = Registry::start(&theirs.root);
         for r in ["multi/docker-list:1", "multi/oci-index:1"] {
@@ -378,19 +370,6 @@ fn gc_removes_uploads_older_than_asked() {
     assert_serves_tags(&d.root, &with_sidecar(sample(), &d), &[]);
 }
 
-/// The untagged manifest `many/tags:t00` was moved away from.
-fn moved_away(f: &Fixture) -> String {
-    f.sidecar["untagged"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["repo"] == "many/tags")
-        .unwrap()["digest"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn repo_dir_of(root: &Path, repo: &str) -> std::path::PathBuf {
     root.join("docker/registry/v2/repositories").join(repo)
 }
@@ -405,7 +384,7 @@ fn gc_keeps_a_repository_whose_manifest_cannot_be_read_whole() {
     let blob = d.root.join(rec["paths"][0].as_str().unwrap());
     let broken = repo_dir_of(&d.root, "library/alpine");
     let before = Snapshot::take(&broken);
-    let moved = moved_away(sample());
+    let moved = sample().untagged_in("many/tags");
     assert!(blob_path(&d.root, &moved).exists());
     let r = gc(&d.root, &["--delete-untagged"]).fails(1);
     assert!(
@@ -481,7 +460,7 @@ fn gc_keeps_a_repository_with_an_unreadable_tag_whole_and_collects_the_rest() {
     let digest = fs::read_to_string(&tag_link).unwrap();
     fs::write(&tag_link, &digest[..30]).unwrap();
     let before = Snapshot::take(&broken);
-    let moved = moved_away(sample());
+    let moved = sample().untagged_in("many/tags");
     let v = gc(&d.root, &["--delete-untagged", "--json"])
         .fails(1)
         .json();

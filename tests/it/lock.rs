@@ -126,15 +126,7 @@ fn a_killed_gc_leaves_a_tree_the_next_gc_collects() {
     let mut gc = spawn_slowed(&["gc", root, "--delete-untagged"], 500);
     wait_until("gc holds the lock", || note(&site.root).exists());
     // Killed in the middle of its sweep, after it removed something.
-    let many = sample().sidecar["untagged"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["repo"] == "many/tags")
-        .unwrap()["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let many = sample().untagged_in("many/tags");
     wait_until("gc removed a revision", || {
         !revision_dir(&site.root, "many/tags", &many).exists()
     });

@@ -122,30 +122,7 @@ fn select_of_a_nested_index_serves_every_level_by_digest() {
     ])
     .ok();
     let reg = Registry::start(&out);
-    let mut todo = vec![f.digest("multi/nested:1")];
-    let mut seen = 0;
-    while let Some(d) = todo.pop() {
-        let (status, body) = reg.get(&format!("/v2/multi/nested/manifests/{d}"));
-        assert_eq!(status, 200, "{d}");
-        assert_eq!(format!("sha256:{}", sha256_hex(&body)), d);
-        seen += 1;
-        let m: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        for c in m["manifests"].as_array().into_iter().flatten() {
-            todo.push(c["digest"].as_str().unwrap().to_string());
-        }
-        for b in m["layers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .chain(m.get("config"))
-        {
-            let (status, _) = reg.get(&format!(
-                "/v2/multi/nested/blobs/{}",
-                b["digest"].as_str().unwrap()
-            ));
-            assert_eq!(status, 200);
-        }
-    }
+    let seen = served_by_digest(&reg, "multi/nested", &f.digest("multi/nested:1"));
     assert!(seen >= 4, "walked {seen} manifests");
 }
 

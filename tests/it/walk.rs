@@ -13,32 +13,6 @@ fn graph() -> &'static Fixture {
     built("graph")
 }
 
-/// Every manifest and blob the registry serves from the tag down.
-fn served_by_digest(reg: &Registry, repo: &str, top: &str) -> usize {
-    let mut todo = vec![top.to_string()];
-    let mut seen = 0;
-    while let Some(d) = todo.pop() {
-        let (status, body) = reg.get(&format!("/v2/{repo}/manifests/{d}"));
-        assert_eq!(status, 200, "{d}");
-        seen += 1;
-        let m: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        for c in m["manifests"].as_array().into_iter().flatten() {
-            todo.push(c["digest"].as_str().unwrap().to_string());
-        }
-        for b in m["layers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .chain(m.get("config"))
-        {
-            let digest = b["digest"].as_str().unwrap();
-            let (status, _) = reg.get(&format!("/v2/{repo}/blobs/{digest}"));
-            assert_eq!(status, 200, "{digest}");
-        }
-    }
-    seen
-}
-
 #[test]
 fn every_command_follows_indexes_to_the_same_depth_and_no_deeper() {
     let f = graph();
