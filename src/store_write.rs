@@ -71,9 +71,9 @@ impl TreeWriter {
     }
 
     /// Whether `spec` was written (its modification or status change
-    /// time) at or after `since`; `false` if it does not exist. A hardlink
-    /// or rename changes the status time, so a blob put in place by any
-    /// writer after `since` counts, however old its content.
+    /// time) after `since`; `false` if it does not exist. A hardlink or
+    /// rename changes the status time, so a blob put in place by any writer
+    /// after `since` counts, however old its content.
     pub fn changed_since(&self, spec: &Spec, since: SystemTime) -> Result<bool> {
         let p = self.path(spec);
         let meta = match fs::symlink_metadata(&p) {
@@ -87,7 +87,7 @@ impl TreeWriter {
                 u32::try_from(meta.ctime_nsec()).unwrap_or(0),
             );
         let modified = meta.modified().unwrap_or(UNIX_EPOCH);
-        Ok(changed >= since || modified >= since)
+        Ok(changed > since || modified > since)
     }
 }
 
@@ -107,6 +107,17 @@ pub struct Lock {
     _held: Option<Flock<File>>,
     /// gc's note, removed when the lock is released.
     note: Option<PathBuf>,
+    /// When gc's note was written, by the tree's own clock.
+    taken: Option<SystemTime>,
+}
+
+impl Lock {
+    /// When gc took the lock, by the clock that stamps the tree's files
+    /// (its note's modification time): a file stamped later was written
+    /// since. (The system clock and file stamps may differ by a tick.)
+    pub fn taken_at(&self) -> Option<SystemTime> {
+        self.taken
+    }
 }
 
 impl Lock {
@@ -118,12 +129,14 @@ impl Lock {
             return Ok(Lock {
                 _held: None,
                 note: None,
+                taken: None,
             });
         };
         match take(&v2, FlockArg::LockSharedNonblock)? {
             Some(held) => Ok(Lock {
                 _held: Some(held),
                 note: None,
+                taken: None,
             }),
             None => Err(busy(&v2, Holder::Gc)),
         }
@@ -148,9 +161,11 @@ impl Lock {
             crate::gc::time::format_rfc3339(SystemTime::now())
         );
         fs::write(&note, text).map_err(|e| Error::io("write", &note, e))?;
+        let taken = fs::metadata(&note).and_then(|m| m.modified()).ok();
         Ok(Lock {
             _held: Some(held),
             note: Some(note),
+            taken,
         })
     }
 }

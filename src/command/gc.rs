@@ -59,10 +59,12 @@ pub fn run(root: &Path, opts: &Options) -> Result<Outcome> {
     // Held from before the walk to the last removal, so that no regkit
     // writer links a blob the mark did not see. A dry run removes nothing
     // and takes no lock.
-    let _lock = (!opts.dry_run)
+    let lock = (!opts.dry_run)
         .then(|| Lock::exclusive(&store))
         .transpose()?;
-    let fresh = Fresh::new(&writer, started);
+    // Files stamped after the lock was taken were written since.
+    let since = lock.as_ref().and_then(Lock::taken_at).unwrap_or(started);
+    let fresh = Fresh::new(&writer, since);
     let catalog = Catalog::load(
         &store,
         WalkOptions {

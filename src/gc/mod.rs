@@ -29,13 +29,10 @@ pub struct Fresh<'a> {
 }
 
 impl<'a> Fresh<'a> {
-    /// Files changed at or after `started` (read before gc looks at the
-    /// tree) are fresh.
-    pub fn new(writer: &'a TreeWriter, started: SystemTime) -> Fresh<'a> {
-        Fresh {
-            writer,
-            since: started,
-        }
+    /// Files changed after `since` (when gc started, by the clock that
+    /// stamps the tree's files) are fresh.
+    pub fn new(writer: &'a TreeWriter, since: SystemTime) -> Fresh<'a> {
+        Fresh { writer, since }
     }
 
     /// Whether `spec` was written since gc started (when it cannot be

@@ -32,7 +32,9 @@ fn gc_refuses_while_an_unpack_is_under_way_and_the_unpack_loses_nothing() {
     let site = copy_fixture(edge(), t.path(), "site");
     let before = blob_set(&site.root);
     let root = site.root.to_str().unwrap();
-    let unpack = spawn_slowed(&["-q", "unpack", bundle.to_str().unwrap(), root], 40);
+    // Slowed enough that the gc below runs while the unpack is under way,
+    // even on a loaded machine.
+    let unpack = spawn_slowed(&["-q", "unpack", bundle.to_str().unwrap(), root], 100);
     wait_until("the unpack wrote a blob", || {
         blob_set(&site.root).len() > before.len()
     });
@@ -69,7 +71,8 @@ fn writers_refuse_at_once_while_gc_collects() {
     regkit(["-q", "extract", edge_root, dirs.to_str().unwrap(), image]).ok();
     let wanted = edge().digest(image);
 
-    let gc = spawn_slowed(&["gc", root, "--delete-untagged"], 400);
+    // Seconds per step: the writers below all run while it collects.
+    let gc = spawn_slowed(&["gc", root, "--delete-untagged"], 1500);
     let pid = gc.id();
     wait_until("gc holds the lock", || note(&site.root).exists());
     let writers: [(&str, Vec<&str>); 4] = [
@@ -123,7 +126,7 @@ fn a_killed_gc_leaves_a_tree_the_next_gc_collects() {
     regkit(["delete", root, "team/app:v2", "--manifest"]).ok();
     let garbage = gc_json_dry(&site.root);
     assert!(garbage >= 3, "{garbage}");
-    let mut gc = spawn_slowed(&["gc", root, "--delete-untagged"], 500);
+    let mut gc = spawn_slowed(&["gc", root, "--delete-untagged"], 1500);
     wait_until("gc holds the lock", || note(&site.root).exists());
     // Killed in the middle of its sweep, after it removed something.
     let many = sample().untagged_in("many/tags");
@@ -175,8 +178,11 @@ fn gc_leaves_blobs_put_in_place_while_it_runs() {
         .collect();
     assert!(doomed.len() >= 3, "{plan:#}");
     let relinked = &doomed[0];
-    let gc = spawn_slowed(&["gc", root, "--json"], 1000);
+    // Seconds per step: the blob is relinked long before gc reaches it.
+    let gc = spawn_slowed(&["gc", root, "--json"], 3000);
     wait_until("gc holds the lock", || note(&d.root).exists());
+    // A clock tick later than gc's start (file times are coarse).
+    std::thread::sleep(std::time::Duration::from_millis(50));
     fs::hard_link(
         blob_path(&d.root, relinked),
         t.path().join("relinked-while-gc-runs"),
