@@ -139,6 +139,13 @@ fn text(o: &Outcome) -> String {
             human_size(u.bytes)
         ));
     }
+    for l in &p.leftovers {
+        s.push_str(&format!(
+            "{verb} regkit temporary {} ({}), left by a run that ended\n",
+            l.path.display(),
+            human_size(l.bytes)
+        ));
+    }
     s.push_str(&summary(o));
     s
 }
@@ -146,7 +153,7 @@ fn text(o: &Outcome) -> String {
 fn summary(o: &Outcome) -> String {
     let p = &o.plan;
     format!(
-        "{} {} blob(s), {}; {} {} untagged manifest(s), {} layer link(s), {} upload(s) ({}); kept {} manifest(s) and {} blob(s)\n",
+        "{} {} blob(s), {}; {} {} untagged manifest(s), {} layer link(s), {} upload(s) ({}), {} regkit temporaries ({}); kept {} manifest(s) and {} blob(s)\n",
         if o.dry_run { "would free" } else { "freed" },
         p.blobs.len(),
         human_size(p.blob_bytes()),
@@ -155,6 +162,8 @@ fn summary(o: &Outcome) -> String {
         p.layer_links.len(),
         p.uploads.len(),
         human_size(p.upload_bytes()),
+        p.leftovers.len(),
+        human_size(p.leftover_bytes()),
         o.kept_manifests,
         o.marked_blobs,
     )

@@ -59,7 +59,11 @@ pub fn run(args: &VerifyArgs, quiet: bool) -> Result<ExitCode> {
         serde_json::to_writer_pretty(&mut out, &json(&report))
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(out))
-    } else if quiet && report.findings.is_empty() && report.orphans.is_none() {
+    } else if quiet
+        && report.findings.is_empty()
+        && report.orphans.is_none()
+        && report.leftovers.is_empty()
+    {
         Ok(())
     } else {
         write!(out, "{}", text(&report, opts))
@@ -102,6 +106,20 @@ fn text(r: &Report, opts: Options) -> String {
             "{} orphan blob(s), {}, that no tag references\n",
             orphans.len(),
             human_size(bytes)
+        ));
+    }
+    for l in &r.leftovers {
+        s.push_str(&format!(
+            "note: regkit temporary {} ({}): {}\n",
+            l.path.display(),
+            human_size(l.bytes),
+            match (l.stale, l.owner_gone) {
+                (true, _) => "left by a run that ended; `regkit gc` removes it",
+                (false, true) => {
+                    "left by a run that ended; `regkit gc` removes it once it is 10 minutes old"
+                }
+                (false, false) => "a regkit run may be writing it now",
+            }
         ));
     }
     let hashed = if opts.hash {
@@ -149,6 +167,7 @@ struct JsonReport<'a> {
     findings: Vec<JsonFinding<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     orphans: Option<&'a [Orphan]>,
+    leftovers: &'a [crate::store::Leftover],
 }
 
 fn json(r: &Report) -> JsonReport<'_> {
@@ -175,5 +194,6 @@ fn json(r: &Report) -> JsonReport<'_> {
             })
             .collect(),
         orphans: r.orphans.as_deref(),
+        leftovers: &r.leftovers,
     }
 }

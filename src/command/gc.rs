@@ -85,6 +85,11 @@ pub fn run(root: &Path, opts: &Options) -> Result<Outcome> {
         let progress = Progress::new(plan.steps(), "collecting", opts.quiet);
         let needs = |repo: &str, d: &crate::Digest| mark::needs(&catalog, repo, d);
         let left = sweep::apply(&plan, &writer, &fresh, &needs, &progress)?;
+        for l in &plan.leftovers {
+            crate::interrupt::check()?;
+            store.remove_leftover(l)?;
+            progress.inc(1);
+        }
         progress.finish();
         if !left.is_empty() {
             left_fresh = left.manifests.len() + left.layer_links.len() + left.blobs.len();
@@ -118,6 +123,7 @@ fn without(plan: Plan, left: &sweep::Left) -> Plan {
         layer_links: keep(plan.layer_links, &left.layer_links),
         blobs: keep(plan.blobs, &left.blobs),
         uploads: plan.uploads,
+        leftovers: plan.leftovers,
         unreadable: plan.unreadable,
     }
 }

@@ -87,6 +87,9 @@ pub struct Plan {
     pub layer_links: Vec<LayerLinkDel>,
     pub blobs: Vec<BlobDel>,
     pub uploads: Vec<Upload>,
+    /// regkit's own temporaries left by runs that ended (killed, or the
+    /// machine went down): stale ones only.
+    pub leftovers: Vec<crate::store::Leftover>,
     /// Unmarked blobs left because they cannot be read (a FIFO or a folder
     /// in place of `data`), each with its path.
     #[serde(skip)]
@@ -98,14 +101,21 @@ impl Plan {
         self.blobs.iter().map(|b| b.size).sum()
     }
 
+    pub fn leftover_bytes(&self) -> u64 {
+        self.leftovers.iter().map(|l| l.bytes).sum()
+    }
+
     pub fn upload_bytes(&self) -> u64 {
         self.uploads.iter().map(|u| u.bytes).sum()
     }
 
     /// How many files and folders the sweep removes (for progress).
     pub fn steps(&self) -> u64 {
-        (self.manifests.len() + self.layer_links.len() + self.blobs.len() + self.uploads.len())
-            as u64
+        (self.manifests.len()
+            + self.layer_links.len()
+            + self.blobs.len()
+            + self.uploads.len()
+            + self.leftovers.len()) as u64
     }
 }
 
@@ -203,11 +213,17 @@ pub fn plan(
             .collect(),
         None => Vec::new(),
     };
+    let leftovers = store
+        .leftovers(now)?
+        .into_iter()
+        .filter(|l| l.stale)
+        .collect();
     Ok(Plan {
         manifests,
         layer_links,
         blobs,
         uploads,
+        leftovers,
         unreadable,
     })
 }

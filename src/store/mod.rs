@@ -735,8 +735,10 @@ impl Store {
 pub struct Leftover {
     pub path: PathBuf,
     pub bytes: u64,
-    /// No regkit process of that name can still be writing it: its owner
-    /// is gone and it has not been written to for a while.
+    /// The run that made it ran on this machine and has ended.
+    pub owner_gone: bool,
+    /// No regkit process can still be writing it: its owner is gone and it
+    /// has not been written to for a while. gc removes these.
     pub stale: bool,
 }
 
@@ -757,7 +759,8 @@ impl Store {
                 .ok()
                 .and_then(|t| now.duration_since(t).ok())
                 .unwrap_or_default();
-            let stale = if crate::atomic::owner_gone(&e.name) {
+            let owner_gone = crate::atomic::owner_gone(&e.name);
+            let stale = if owner_gone {
                 age >= LEFTOVER_AGE
             } else {
                 age >= FOREIGN_LEFTOVER_AGE
@@ -765,6 +768,7 @@ impl Store {
             out.push(Leftover {
                 path: self.backend.display(&rel),
                 bytes: self.backend.size(&rel).unwrap_or(0),
+                owner_gone,
                 stale,
             });
         }

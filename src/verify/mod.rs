@@ -105,6 +105,10 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// With `all_blobs`: every blob no tag reaches.
     pub orphans: Option<Vec<Orphan>>,
+    /// regkit's own temporaries in the tree (`v2/.regkit-tmp/`): a run
+    /// that is writing now, or one that was killed (`stale`; gc removes
+    /// those).
+    pub leftovers: Vec<crate::store::Leftover>,
 }
 
 impl Report {
@@ -235,6 +239,7 @@ pub fn check(
     }
     findings.sort_by(|a, b| a.error.path().cmp(&b.error.path()));
     report.findings = findings;
+    report.leftovers = store.leftovers(std::time::SystemTime::now())?;
     // Freeing tens of thousands of small allocations takes a while; let a
     // thread do it while the report is printed.
     std::thread::spawn(move || drop((usage, links, status)));

@@ -414,3 +414,85 @@ fn an_archive_with_no_registry_tree_is_refused() {
     assert!(r.stderr.contains("holds no registry tree"), "{}", r.stderr);
     assert!(!site.exists());
 }
+
+/// A tar stream of one blob of `n` random bytes (stored where its sha256
+/// says), written to `path`.
+fn one_blob_tar(path: &Path, n: usize) {
+    let script = format!(
+        "import tarfile,io,sys,os,hashlib\nd=os.urandom({n})\nh=hashlib.sha256(d).hexdigest()\nt=tarfile.open(sys.argv[1],'w',format=tarfile.USTAR_FORMAT)\ni=tarfile.TarInfo('docker/registry/v2/blobs/sha256/%s/%s/data'%(h[:2],h));i.size=len(d)\nt.addfile(i,io.BytesIO(d))\nt.close()"
+    );
+    run_cmd("python3", &["-c", &script, s(path)]).ok();
+}
+
+#[test]
+fn a_killed_unpack_leaves_a_temporary_that_verify_names_and_gc_removes() {
+    use std::io::Write;
+    let t = tempdir();
+    let bundle = t.path().join("big.tar");
+    one_blob_tar(&bundle, 8 << 20);
+    let bytes = fs::read(&bundle).unwrap();
+    let root = t.path().join("site");
+    fs::create_dir_all(root.join("docker/registry/v2")).unwrap();
+    let staging = root.join("docker/registry/v2/.regkit-tmp");
+    let mut child = Command::new(regkit_path())
+        .args(["-q", "unpack", "-", s(&root)])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Half the blob, then wait until its temporary file exists: kill -9.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&bytes[..4 << 20]).unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no temporary file appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    let left: Vec<_> = fs::read_dir(&staging)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    // No blob, no link: the tree is valid; verify names the leftover.
+    assert!(!files_under(&root)
+        .iter()
+        .any(|f| f.ends_with("/data") || f.ends_with("/link")));
+    let r = regkit(["verify", s(&root)]).ok();
+    assert!(
+        r.stdout.contains("note: regkit temporary") && r.stdout.contains(".regkit-tmp/"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("once it is 10 minutes old"),
+        "{}",
+        r.stdout
+    );
+    // gc leaves it while it is young, and removes it once it is old.
+    let j = regkit(["gc", s(&root), "--dry-run", "--json"]).ok().json();
+    assert_eq!(j["leftovers"].as_array().unwrap().len(), 0, "{j}");
+    run_cmd(
+        "touch",
+        &["-d", "20 minutes ago", left[0].to_str().unwrap()],
+    )
+    .ok();
+    let j = regkit(["gc", s(&root), "--dry-run", "--json"]).ok().json();
+    assert_eq!(j["leftovers"].as_array().unwrap().len(), 1, "{j}");
+    assert!(left[0].exists(), "a dry run removed it");
+    let r = regkit(["gc", s(&root)]).ok();
+    assert!(
+        r.stdout.contains("removed regkit temporary"),
+        "{}",
+        r.stdout
+    );
+    assert!(!left[0].exists());
+    let r = regkit(["verify", s(&root)]).ok();
+    assert!(!r.stdout.contains("regkit temporary"), "{}", r.stdout);
+}
