@@ -16,7 +16,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 pub use crate::graph::Node;
 use crate::manifest::Manifest;
-use crate::paths::{self, Spec};
+use crate::paths::{self, Parsed, Spec};
 use crate::store::Store;
 
 /// A stored error, shared by everything it breaks.
@@ -36,6 +36,10 @@ pub struct Repository {
     pub revisions: BTreeSet<Digest>,
     /// Digests with a `_layers` link (names of the folders).
     pub layers: BTreeSet<Digest>,
+    /// In a bucket: revisions whose link object has not the size of a link
+    /// to its folder's digest, so its content must be read (the others are
+    /// taken to name their folder's digest).
+    pub odd_revisions: BTreeSet<Digest>,
 }
 
 /// What the walk should read besides tags and what they reach.
@@ -49,6 +53,12 @@ pub struct WalkOptions {
     pub revisions: bool,
     /// Walk only these repositories (those that exist); `None` walks all.
     pub repos: Option<Vec<String>>,
+    /// In a bucket, read a tag's `current` link (a request each) only when
+    /// its `index` entries name a manifest without a revision link: for gc
+    /// without `--delete-untagged`, which keeps every revision anyway, the
+    /// tags whose history is all revisions add nothing (they are left out
+    /// of `Repository::tags`).
+    pub skip_tag_targets: bool,
 }
 
 /// The graph of a storage tree.
@@ -61,11 +71,30 @@ pub struct Catalog {
     pub links_listed: bool,
     /// Blob sizes looked up so far (`None`: missing), shared by every image.
     blob_sizes: Mutex<HashMap<Digest, Option<u64>>>,
+    /// In a bucket: every blob of `blobs/`, listed with its size once
+    /// (so a blob not listed is missing, with no request to ask).
+    listed_blobs: Option<Vec<(Digest, u64)>>,
+    /// Whether revision links were taken to name their folders' digests
+    /// (a listing in a bucket), except `Repository::odd_revisions`.
+    pub trusts_link_names: bool,
 }
 
 impl Catalog {
     /// Walks the whole tree once, in parallel.
     pub fn load(store: &Store, opts: WalkOptions) -> Result<Catalog> {
+        if let Some(bucket) = store.s3() {
+            let (repos, listed) = rayon::join(
+                || flat_repositories(store, bucket, &opts),
+                || flat_blobs(store, bucket),
+            );
+            let mut catalog = Catalog::from_repositories(store, repos?, &opts);
+            let listed = listed?;
+            *catalog.blob_sizes.lock().expect("not poisoned") =
+                listed.iter().map(|(d, n)| (d.clone(), Some(*n))).collect();
+            catalog.listed_blobs = Some(listed);
+            catalog.trusts_link_names = true;
+            return Ok(catalog);
+        }
         let names = match &opts.repos {
             None => find_repositories(store)?,
             Some(wanted) => {
@@ -85,7 +114,15 @@ impl Catalog {
             .collect::<Result<_>>()?;
         let repos: BTreeMap<String, Repository> =
             repos.into_iter().map(|r| (r.name.clone(), r)).collect();
+        Ok(Catalog::from_repositories(store, repos, &opts))
+    }
 
+    /// The catalog of repositories found, with every manifest they reach.
+    fn from_repositories(
+        store: &Store,
+        repos: BTreeMap<String, Repository>,
+        opts: &WalkOptions,
+    ) -> Catalog {
         let mut wanted: BTreeSet<Digest> = repos
             .values()
             .flat_map(|r| r.tags.values().filter_map(|t| t.as_ref().ok().cloned()))
@@ -99,9 +136,11 @@ impl Catalog {
             manifests: HashMap::new(),
             links_listed: opts.links || opts.revisions,
             blob_sizes: Mutex::new(HashMap::new()),
+            listed_blobs: None,
+            trusts_link_names: false,
         };
         catalog.read_manifests(wanted);
-        Ok(catalog)
+        catalog
     }
 
     /// Reads the given manifests and, transitively, their index children,
@@ -171,6 +210,9 @@ impl Catalog {
         if let Some(s) = self.blob_sizes.lock().expect("not poisoned").get(digest) {
             return Ok(*s);
         }
+        if self.listed_blobs.is_some() {
+            return Ok(None);
+        }
         let size = self.store.blob_size(digest)?;
         self.blob_sizes
             .lock()
@@ -207,6 +249,12 @@ impl Catalog {
             Ok(None) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Every blob of the tree with its size, when a listing gave them (a
+    /// tree in a bucket); `None` on disk, where they are listed on demand.
+    pub fn listed_blobs(&self) -> Option<&[(Digest, u64)]> {
+        self.listed_blobs.as_deref()
     }
 
     /// Every `repo:tag`, sorted, with what its link says.
@@ -322,5 +370,158 @@ fn load_repository(store: &Store, name: &str, links: bool) -> Result<Repository>
         tags,
         revisions,
         layers,
+        ..Repository::default()
     })
+}
+
+/// The repositories of a tree in a bucket, from flat listings (one request
+/// per 1000 keys, instead of one per folder): every key below
+/// `repositories/` (or below each repository asked for) says which
+/// repository, tag, revision or `_layers` link it is; then every tag's
+/// `current` link is read, many at once.
+fn flat_repositories(
+    store: &Store,
+    bucket: &crate::store::s3::S3Backend,
+    opts: &WalkOptions,
+) -> Result<BTreeMap<String, Repository>> {
+    let roots: Vec<String> = match &opts.repos {
+        None => vec![paths::REPOSITORIES.to_string()],
+        Some(names) => {
+            let mut v: Vec<String> = names
+                .iter()
+                .filter(|n| paths::is_valid_repository_name(n))
+                .map(|n| format!("{}/{n}", paths::REPOSITORIES))
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+    };
+    let links = opts.links || opts.revisions;
+    let listed: Vec<Vec<(Parsed, u64)>> = roots
+        .par_iter()
+        .map(|root| {
+            let mut found = Vec::new();
+            bucket
+                .walk(std::path::Path::new(root), &mut |key, o| {
+                    if let Some(p) = paths::parse(&format!("{root}/{key}")) {
+                        found.push((p, o.size));
+                    }
+                })
+                .map_err(|e| Error::io("list folder", store.display(&Spec::RepositoriesRoot), e))?;
+            Ok(found)
+        })
+        .collect::<Result<_>>()?;
+    let wanted = |repo: &str| {
+        opts.repos
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == repo))
+    };
+    let mut repos: BTreeMap<String, Repository> = BTreeMap::new();
+    fn entry<'a>(repos: &'a mut BTreeMap<String, Repository>, name: &str) -> &'a mut Repository {
+        repos.entry(name.to_string()).or_insert_with(|| Repository {
+            name: name.to_string(),
+            ..Repository::default()
+        })
+    }
+    let mut current: Vec<(String, String)> = Vec::new();
+    let mut layers: Vec<(String, Digest)> = Vec::new();
+    let mut history: BTreeMap<(String, String), Vec<Digest>> = BTreeMap::new();
+    let mut tags_seen: Vec<(String, String)> = Vec::new();
+    for (p, size) in listed.into_iter().flatten() {
+        match p {
+            Parsed::TagCurrentLink { repo: r, tag } if wanted(&r) => {
+                entry(&mut repos, &r);
+                current.push((r, tag));
+            }
+            Parsed::TagIndexLink {
+                repo: r,
+                tag,
+                digest,
+            } if wanted(&r) => {
+                entry(&mut repos, &r);
+                history
+                    .entry((r.clone(), tag.clone()))
+                    .or_default()
+                    .push(digest);
+                tags_seen.push((r, tag));
+            }
+            Parsed::RevisionLink { repo: r, digest } if wanted(&r) => {
+                let rp = entry(&mut repos, &r);
+                if links {
+                    if size != digest.as_str().len() as u64 {
+                        rp.odd_revisions.insert(digest.clone());
+                    }
+                    rp.revisions.insert(digest);
+                }
+            }
+            Parsed::LayerLink { repo: r, digest } if wanted(&r) && links => {
+                layers.push((r, digest));
+            }
+            _ => {}
+        }
+    }
+    // A folder is a repository when it holds `_manifests` (as on disk).
+    for (r, d) in layers {
+        if let Some(rp) = repos.get_mut(&r) {
+            rp.layers.insert(d);
+        }
+    }
+    if opts.skip_tag_targets {
+        // A tag whose every index entry is a revision points at one of them.
+        current.retain(|(r, t)| {
+            let revisions = &repos[r].revisions;
+            !history
+                .get(&(r.clone(), t.clone()))
+                .is_some_and(|h| h.iter().all(|d| revisions.contains(d)))
+        });
+        // (A tag without a current link is no tag to gc: nothing to say.)
+        tags_seen.clear();
+    }
+    let targets: Vec<((String, String), TagTarget)> = current
+        .par_iter()
+        .map(|(r, t)| {
+            let target = match store.read_link(&Spec::TagCurrentLink(r, t)) {
+                Ok(Some(d)) => Ok(d),
+                Ok(None) => Err(Arc::new(no_current(store, r, t))),
+                Err(e) => Err(Arc::new(e)),
+            };
+            ((r.clone(), t.clone()), target)
+        })
+        .collect();
+    for ((r, t), target) in targets {
+        repos.get_mut(&r).expect("listed").tags.insert(t, target);
+    }
+    // A tag folder with index entries but no current link: listed by the
+    // registry, served by nobody.
+    for (r, t) in tags_seen {
+        let rp = repos.get_mut(&r).expect("listed");
+        if let std::collections::btree_map::Entry::Vacant(v) = rp.tags.entry(t) {
+            let e = no_current(store, &r, v.key());
+            v.insert(Err(Arc::new(e)));
+        }
+    }
+    Ok(repos)
+}
+
+fn no_current(store: &Store, repo: &str, tag: &str) -> Error {
+    Error::Invalid {
+        message: "tag has no current link".into(),
+        path: Some(store.display(&Spec::TagCurrentLink(repo, tag))),
+    }
+}
+
+/// Every blob of a tree in a bucket with its size: one flat listing of
+/// `blobs/` (a request per 1000 blobs), sorted.
+fn flat_blobs(store: &Store, bucket: &crate::store::s3::S3Backend) -> Result<Vec<(Digest, u64)>> {
+    let mut out = Vec::new();
+    bucket
+        .walk(std::path::Path::new(paths::BLOBS), &mut |key, o| {
+            if let Some(Parsed::BlobData(d)) = paths::parse(&format!("{}/{key}", paths::BLOBS)) {
+                out.push((d, o.size));
+            }
+        })
+        .map_err(|e| Error::io("list folder", store.display(&Spec::BlobsRoot), e))?;
+    out.sort();
+    Ok(out)
 }

@@ -24,6 +24,7 @@ pub mod graph;
 pub mod import;
 pub mod interrupt;
 pub mod layout;
+pub mod lock;
 pub mod manifest;
 pub mod media;
 pub mod overlap;
@@ -37,7 +38,6 @@ pub mod remote;
 pub mod selection;
 pub mod sink;
 pub mod store;
-pub mod store_write;
 pub mod verify;
 
 pub use digest::Digest;

@@ -83,7 +83,7 @@ pub enum Spec<'a> {
     /// `repositories/<name>/_uploads/<id>/data`
     UploadData(&'a str, &'a str),
     /// `.regkit-gc.lock`: names the gc run holding the tree's lock
-    /// (`store_write::Lock`), for other runs' messages
+    /// (`lock::Lock`), for other runs' messages
     GcLock,
     /// `.regkit-tmp/`, regkit's staging folder
     Staging,

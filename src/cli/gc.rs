@@ -184,6 +184,8 @@ struct JsonOutcome<'a> {
     errors: Vec<String>,
     kept_whole: Vec<JsonKeptWhole>,
     left_fresh: usize,
+    /// Requests sent to the object store (0 on disk).
+    requests: u64,
 }
 
 #[derive(Serialize)]
@@ -218,5 +220,6 @@ fn json(o: &Outcome) -> JsonOutcome<'_> {
             })
             .collect(),
         left_fresh: o.left_fresh,
+        requests: o.requests,
     }
 }

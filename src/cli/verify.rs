@@ -168,6 +168,8 @@ struct JsonReport<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     orphans: Option<&'a [Orphan]>,
     leftovers: &'a [crate::store::Leftover],
+    /// Requests sent to the object store (0 on disk).
+    requests: u64,
 }
 
 fn json(r: &Report) -> JsonReport<'_> {
@@ -195,5 +197,6 @@ fn json(r: &Report) -> JsonReport<'_> {
             .collect(),
         orphans: r.orphans.as_deref(),
         leftovers: &r.leftovers,
+        requests: r.requests,
     }
 }

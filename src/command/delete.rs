@@ -11,11 +11,11 @@ use serde::Serialize;
 use crate::catalog::{Catalog, WalkOptions};
 use crate::digest::Digest;
 use crate::error::Result;
+use crate::lock::Lock;
 use crate::paths::Spec;
 use crate::reference::ImageRef;
 use crate::selection;
 use crate::store::Store;
-use crate::store_write::{Lock, TreeWriter};
 
 /// What delete removed (or, for a dry run, would remove).
 #[derive(Debug, Default, Serialize)]
@@ -29,7 +29,6 @@ pub struct Deleted {
 
 pub fn run(root: &Path, refs: &[ImageRef], manifest: bool, dry_run: bool) -> Result<Deleted> {
     let store = Store::open(root)?;
-    let writer = TreeWriter::new(&store)?;
     // Held from before the walk to the last removal: gc waits for it.
     let _lock = (!dry_run).then(|| Lock::shared(&store)).transpose()?;
     let catalog = Catalog::load(&store, WalkOptions::default())?;
@@ -67,11 +66,11 @@ pub fn run(root: &Path, refs: &[ImageRef], manifest: bool, dry_run: bool) -> Res
     // Tags first, so that no tag ever names a manifest without its revision.
     for (repo, tag) in &out.tags {
         crate::interrupt::check()?;
-        writer.remove_tree(&Spec::Tag(repo, tag))?;
+        store.remove_tree(&Spec::Tag(repo, tag))?;
     }
     for (repo, d) in &out.manifests {
         crate::interrupt::check()?;
-        writer.remove_tree(&Spec::RevisionDir(repo, d))?;
+        store.remove_tree(&Spec::RevisionDir(repo, d))?;
     }
     Ok(out)
 }

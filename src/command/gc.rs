@@ -11,10 +11,10 @@ use std::time::SystemTime;
 use crate::catalog::{Catalog, WalkOptions};
 use crate::error::{Error, Result};
 use crate::gc::{self, mark, sweep, uploads, Fresh, Options, Plan};
+use crate::lock::Lock;
 use crate::paths::Spec;
 use crate::progress::Progress;
 use crate::store::Store;
-use crate::store_write::{Lock, TreeWriter};
 
 pub use crate::gc::mark::KeptWhole;
 
@@ -35,12 +35,13 @@ pub struct Outcome {
     /// Files the plan named that were left because they were written
     /// since gc started (a writer that takes no lock was at work).
     pub left_fresh: usize,
+    /// Requests sent to the object store (0 on disk).
+    pub requests: u64,
 }
 
 pub fn run(root: &Path, opts: &Options) -> Result<Outcome> {
     let started = SystemTime::now();
     let store = Store::open(root)?;
-    let writer = TreeWriter::new(&store)?;
     let now = SystemTime::now();
     let uploads = uploads::find(&store)?;
     let recent = gc::recent(&uploads, now);
@@ -64,13 +65,15 @@ pub fn run(root: &Path, opts: &Options) -> Result<Outcome> {
         .transpose()?;
     // Files stamped after the lock was taken were written since.
     let since = lock.as_ref().and_then(Lock::taken_at).unwrap_or(started);
-    let fresh = Fresh::new(&writer, since);
+    let mut fresh = Fresh::new(&store, since, !opts.dry_run)?;
     let catalog = Catalog::load(
         &store,
         WalkOptions {
             links: true,
             revisions: true,
             repos: None,
+            // Every revision is kept then, and what tags point at among them.
+            skip_tag_targets: !opts.delete_untagged,
         },
     )?;
     let marked = mark::mark(&catalog, opts.delete_untagged, &|repo, d| {
@@ -82,9 +85,10 @@ pub fn run(root: &Path, opts: &Options) -> Result<Outcome> {
     crate::interrupt::check()?;
     let mut left_fresh = 0;
     if !opts.dry_run {
+        fresh.refresh()?;
         let progress = Progress::new(plan.steps(), "collecting", opts.quiet);
         let needs = |repo: &str, d: &crate::Digest| mark::needs(&catalog, repo, d);
-        let left = sweep::apply(&plan, &writer, &fresh, &needs, &progress)?;
+        let left = sweep::apply(&plan, &store, &fresh, &needs, &progress)?;
         for l in &plan.leftovers {
             crate::interrupt::check()?;
             store.remove_leftover(l)?;
@@ -104,6 +108,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<Outcome> {
         warnings,
         kept_whole: marked.kept_whole,
         left_fresh,
+        requests: store.requests(),
     };
     std::thread::spawn(move || drop((catalog, marked.blobs)));
     Ok(outcome)

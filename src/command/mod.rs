@@ -308,7 +308,7 @@ impl StorageTarget {
                 let dst = Store::create(out)?;
                 // An existing tree: hold its writers' lock, so that no gc
                 // runs while blobs are in place and their links not yet.
-                let _lock = crate::store_write::Lock::shared(&dst)?;
+                let _lock = crate::lock::Lock::shared(&dst)?;
                 crate::sink::store::merge(plan, store, &dst, progress)
             }
         }

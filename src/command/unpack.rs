@@ -28,11 +28,11 @@ use crate::compress::{self, Compression};
 use crate::digest::{copy_hashed, CopyError, Digest};
 use crate::error::{Error, Result};
 use crate::interrupt;
+use crate::lock::Lock;
 use crate::overlap::Protected;
 use crate::paths::{self, Parsed, Spec};
 use crate::progress::Progress;
 use crate::store::{Body, LinkPut, Store};
-use crate::store_write::Lock;
 
 #[derive(Debug, Clone, Default)]
 pub struct UnpackOptions {

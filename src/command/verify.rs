@@ -59,7 +59,10 @@ pub fn run(root: &Path, refs: &[ImageRef], opts: Options) -> Result<Report> {
     }
     let repos: Vec<_> = repos.iter().map(|r| &catalog.repos[*r]).collect();
     let targets: Vec<Target> = targets.into_values().collect();
-    let report = verify::check(&catalog, &targets, &repos, opts);
+    let report = verify::check(&catalog, &targets, &repos, opts).map(|mut r| {
+        r.requests = store.requests();
+        r
+    });
     drop(repos);
     std::thread::spawn(move || drop((catalog, targets)));
     report

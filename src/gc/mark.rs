@@ -172,7 +172,22 @@ fn mark_repo(
     // folder: keep it rather than guess.
     let mut revisions: Vec<Digest> = Vec::new();
     let mut roots: Vec<Digest> = Vec::new();
-    let digests: Vec<&Digest> = repo.revisions.iter().collect();
+    // In a bucket the listing named every revision link, and each of the
+    // size of a link to its folder's digest is taken to hold it: only odd
+    // ones are read (a request each).
+    let digests: Vec<&Digest> = repo
+        .revisions
+        .iter()
+        .filter(|d| !catalog.trusts_link_names || repo.odd_revisions.contains(*d))
+        .collect();
+    if catalog.trusts_link_names {
+        revisions.extend(
+            repo.revisions
+                .iter()
+                .filter(|d| !repo.odd_revisions.contains(*d))
+                .cloned(),
+        );
+    }
     let specs: Vec<Spec> = digests
         .iter()
         .map(|d| Spec::RevisionLink(name, d))

@@ -18,27 +18,67 @@ use crate::catalog::Catalog;
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::paths::Spec;
-use crate::store_write::TreeWriter;
+use crate::store::Store;
 use uploads::Upload;
 
 /// What was written to the tree since gc started (a writer that takes no
 /// lock, such as a running registry): never removed.
 pub struct Fresh<'a> {
-    writer: &'a TreeWriter,
+    store: &'a Store,
     since: SystemTime,
+    /// In a bucket: every key written since, from one flat listing (a
+    /// `HEAD` per file would cost a request each).
+    listed: Option<HashSet<String>>,
 }
 
 impl<'a> Fresh<'a> {
     /// Files changed after `since` (when gc started, by the clock that
     /// stamps the tree's files) are fresh.
-    pub fn new(writer: &'a TreeWriter, since: SystemTime) -> Fresh<'a> {
-        Fresh { writer, since }
+    /// A dry run (`look` false) removes nothing: in a bucket it does not
+    /// list for what is new.
+    pub fn new(store: &'a Store, since: SystemTime, look: bool) -> Result<Fresh<'a>> {
+        let mut f = Fresh {
+            store,
+            since,
+            listed: None,
+        };
+        if look {
+            f.refresh()?;
+        } else if store.s3().is_some() {
+            f.listed = Some(HashSet::new());
+        }
+        Ok(f)
+    }
+
+    /// Looks again (in a bucket: lists again), right before removing.
+    pub fn refresh(&mut self) -> Result<()> {
+        let Some(bucket) = self.store.s3() else {
+            return Ok(());
+        };
+        let mut fresh = HashSet::new();
+        for root in [crate::paths::REPOSITORIES, crate::paths::BLOBS] {
+            bucket
+                .walk(std::path::Path::new(root), &mut |key, o| {
+                    // A time not given counts as new: kept.
+                    if o.modified.is_none_or(|t| t > self.since) {
+                        fresh.insert(format!("{root}/{key}"));
+                    }
+                })
+                .map_err(|e| {
+                    crate::Error::io("list folder", self.store.display(&Spec::BlobsRoot), e)
+                })?;
+        }
+        self.listed = Some(fresh);
+        Ok(())
     }
 
     /// Whether `spec` was written since gc started (when it cannot be
     /// told, it counts as fresh: kept).
     pub fn is(&self, spec: &Spec) -> bool {
-        self.writer.changed_since(spec, self.since).unwrap_or(true)
+        match &self.listed {
+            Some(set) => set.contains(&spec.rel()),
+            None => self.store.written_since(spec, self.since).unwrap_or(true),
+        }
     }
 }
 
@@ -178,22 +218,38 @@ pub fn plan(
         .partition(|l| fresh.is(&Spec::LayerLink(&l.repository, &l.digest)));
     let linked_fresh: HashSet<Digest> = fresh_links.into_iter().map(|l| l.digest).collect();
 
-    let unmarked: Vec<Digest> = blobs::list(store)?
-        .into_iter()
-        .filter(|d| !marked.blobs.contains(d) && !linked_fresh.contains(d))
-        .collect();
-    let sized: Vec<Result<Option<BlobDel>>> = unmarked
-        .par_iter()
-        .map(|d| {
-            if fresh.is(&Spec::BlobData(d)) {
-                return Ok(None);
-            }
-            Ok(store.blob_size(d)?.map(|size| BlobDel {
-                digest: d.clone(),
-                size,
-            }))
-        })
-        .collect();
+    let garbage = |d: &Digest| !marked.blobs.contains(d) && !linked_fresh.contains(d);
+    let sized: Vec<Result<Option<BlobDel>>> = match catalog.listed_blobs() {
+        // Listed with their sizes already (a bucket).
+        Some(listed) => listed
+            .iter()
+            .filter(|(d, _)| garbage(d) && !fresh.is(&Spec::BlobData(d)))
+            .map(|(d, size)| {
+                Ok(Some(BlobDel {
+                    digest: d.clone(),
+                    size: *size,
+                }))
+            })
+            .collect(),
+        None => {
+            let unmarked: Vec<Digest> = blobs::list(store)?
+                .into_iter()
+                .filter(|d| garbage(d))
+                .collect();
+            unmarked
+                .par_iter()
+                .map(|d| {
+                    if fresh.is(&Spec::BlobData(d)) {
+                        return Ok(None);
+                    }
+                    Ok(store.blob_size(d)?.map(|size| BlobDel {
+                        digest: d.clone(),
+                        size,
+                    }))
+                })
+                .collect()
+        }
+    };
     // A blob folder without `data` is no blob (distribution skips it too);
     // one whose `data` cannot be read is left, and said.
     let mut blobs = Vec::new();

@@ -102,16 +102,49 @@ fn link_spec(p: &Parsed) -> Spec<'_> {
 /// blobs come from `src` (or the local files an import names).
 pub fn merge(plan: &Plan, src: &Store, dst: &Store, progress: &Progress) -> Result<Report> {
     let t = typed(plan)?;
+    // In a bucket, one listing says what exists (a request per 1000 files,
+    // not one per file).
+    let listed = match dst.s3() {
+        Some(b) => Some(
+            b.files()
+                .map_err(|e| Error::io("list folder", dst.display(&Spec::RepositoriesRoot), e))?,
+        ),
+        None => None,
+    };
+    let absent = |spec: &Spec| {
+        listed
+            .as_ref()
+            .is_some_and(|l| !l.contains_key(&spec.rel()))
+    };
     // Check everything before writing anything.
     let blobs_present: Vec<bool> = t
         .blobs
         .par_iter()
-        .map(|(d, e)| blob_present(src, dst, d, e))
+        .map(
+            |(d, e)| match listed.as_ref().map(|l| l.get(&Spec::BlobData(d).rel())) {
+                // In a bucket: listed with its size. One of the right size is
+                // taken as it is (as the registry takes it); `verify` hashes.
+                Some(None) => Ok(false),
+                Some(Some(&size)) if size == e.size => Ok(true),
+                Some(Some(&size)) => Err(Error::Conflict {
+                    path: dst.display(&Spec::BlobData(d)),
+                    existing: format!("{size} bytes, not {}", e.size),
+                    wanted: describe(&e.source),
+                }),
+                None => blob_present(src, dst, d, e),
+            },
+        )
         .collect::<Result<_>>()?;
     let links_present: Vec<bool> = t
         .links
         .par_iter()
-        .map(|(p, d)| link_present(dst, &link_spec(p), d))
+        .map(|(p, d)| {
+            let spec = link_spec(p);
+            match absent(&spec) {
+                true => Ok(false),
+                false => link_present(dst, &spec, d),
+            }
+        })
         .collect::<Result<_>>()?;
     let tags: Vec<TagPut> = t
         .tags
@@ -120,7 +153,8 @@ pub fn merge(plan: &Plan, src: &Store, dst: &Store, progress: &Progress) -> Resu
             let current = current.as_ref().ok_or_else(|| {
                 Error::invalid(format!("tag {}:{} has no current link", key.0, key.1))
             })?;
-            let present = link_present(dst, &Spec::TagCurrentLink(&key.0, &key.1), current)?;
+            let spec = Spec::TagCurrentLink(&key.0, &key.1);
+            let present = !absent(&spec) && link_present(dst, &spec, current)?;
             Ok((key, current, index, present))
         })
         .collect::<Result<_>>()?;

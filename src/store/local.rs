@@ -364,6 +364,25 @@ impl Backend for FsBackend {
         }
     }
 
+    fn written_since(&self, rel: &Path, since: std::time::SystemTime) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        use std::time::{Duration, UNIX_EPOCH};
+        let meta = match fs::symlink_metadata(self.v2.join(rel)) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        // A hardlink or rename changes the status time, so a blob put in
+        // place after `since` counts, however old its content.
+        let changed = UNIX_EPOCH
+            + Duration::new(
+                u64::try_from(meta.ctime()).unwrap_or(0),
+                u32::try_from(meta.ctime_nsec()).unwrap_or(0),
+            );
+        let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+        Ok(changed > since || modified > since)
+    }
+
     fn remove_empty_dir(&self, rel: &Path) -> io::Result<bool> {
         match fs::remove_dir(self.v2.join(rel)) {
             Ok(()) => Ok(true),

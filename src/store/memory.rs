@@ -163,6 +163,10 @@ impl Backend for MemBackend {
         Ok(())
     }
 
+    fn has_folders(&self) -> bool {
+        false
+    }
+
     fn remove_empty_dir(&self, rel: &Path) -> io::Result<bool> {
         Ok(self.list(rel).is_err())
     }

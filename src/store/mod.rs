@@ -129,6 +129,29 @@ pub trait Backend: Send + Sync {
         let _ = rel;
         Err(read_only())
     }
+
+    /// Removes many files; object stores batch them (DeleteObjects, 1000
+    /// keys a request). Gone already is fine.
+    fn remove_files(&self, rels: &[PathBuf]) -> io::Result<()> {
+        rels.iter().try_for_each(|r| self.remove_file(r))
+    }
+
+    /// Whether the tree has folders of its own (a filesystem) or only files
+    /// whose paths make folders (an object store: removing a folder's last
+    /// file removes the folder).
+    fn has_folders(&self) -> bool {
+        true
+    }
+
+    /// Whether `rel` was written after `since` (`false` if it does not
+    /// exist). A filesystem also counts a new hardlink or rename to it.
+    fn written_since(&self, rel: &Path, since: std::time::SystemTime) -> io::Result<bool> {
+        match self.modified(rel) {
+            Ok(t) => Ok(t > since),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 fn read_only() -> io::Error {
@@ -727,6 +750,32 @@ impl Store {
             .remove_empty_dir(&rel)
             .map_err(|e| Error::io("remove folder", self.backend.display(&rel), e))
     }
+
+    /// Removes many files (batched where the backend can).
+    pub fn remove_files(&self, specs: &[Spec]) -> Result<()> {
+        let rels: Vec<PathBuf> = specs.iter().map(Spec::path).collect();
+        self.backend.remove_files(&rels).map_err(|e| {
+            let at = rels
+                .first()
+                .map(|r| self.backend.display(r))
+                .unwrap_or_default();
+            Error::io("remove files", at, e)
+        })
+    }
+
+    /// Whether the tree has folders of its own (see [`Backend::has_folders`]).
+    pub fn has_folders(&self) -> bool {
+        self.backend.has_folders()
+    }
+
+    /// Whether `spec` was written after `since`; `false` if it does not
+    /// exist (see [`Backend::written_since`]).
+    pub fn written_since(&self, spec: &Spec, since: std::time::SystemTime) -> Result<bool> {
+        let rel = spec.path();
+        self.backend
+            .written_since(&rel, since)
+            .map_err(|e| Error::io("stat", self.backend.display(&rel), e))
+    }
 }
 
 /// A temporary file or folder that a regkit run left in the tree's staging
@@ -740,6 +789,10 @@ pub struct Leftover {
     /// No regkit process can still be writing it: its owner is gone and it
     /// has not been written to for a while. gc removes these.
     pub stale: bool,
+    /// In a bucket: a multipart upload never completed (regkit puts large
+    /// blobs so, at their final key), to abort.
+    #[serde(skip)]
+    pub upload_id: Option<String>,
 }
 
 /// How long a leftover of a dead process on this machine is kept (in case
@@ -751,6 +804,30 @@ impl Store {
     /// regkit's own temporary files and folders in the tree, as of `now`.
     pub fn leftovers(&self, now: std::time::SystemTime) -> Result<Vec<Leftover>> {
         let mut out = Vec::new();
+        if let Some(bucket) = self.s3() {
+            // No staging folder: what an interrupted run leaves is a
+            // multipart upload pending at a blob's key (never an object).
+            // Whose it is cannot be told, so it is stale after a day.
+            let prefix = format!("{}{}/", bucket.prefix(), paths::BLOBS);
+            let pending = bucket
+                .client
+                .pending_uploads(&prefix)
+                .map_err(|e| Error::io("list uploads", self.display(&Spec::BlobsRoot), e.into()))?;
+            for p in pending {
+                let age = p
+                    .initiated
+                    .and_then(|t| now.duration_since(t).ok())
+                    .unwrap_or_default();
+                out.push(Leftover {
+                    path: PathBuf::from(bucket.client.display(&p.key)),
+                    bytes: 0,
+                    owner_gone: false,
+                    stale: age >= FOREIGN_LEFTOVER_AGE,
+                    upload_id: Some(p.upload_id),
+                });
+            }
+            return Ok(out);
+        }
         for e in self.list(&Spec::Staging)? {
             let rel = Spec::Staging.path().join(&e.name);
             let age = self
@@ -770,6 +847,7 @@ impl Store {
                 bytes: self.backend.size(&rel).unwrap_or(0),
                 owner_gone,
                 stale,
+                upload_id: None,
             });
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -778,6 +856,18 @@ impl Store {
 
     /// Removes a leftover found by [`Store::leftovers`].
     pub fn remove_leftover(&self, l: &Leftover) -> Result<()> {
+        if let (Some(bucket), Some(id)) = (self.s3(), &l.upload_id) {
+            let key = l
+                .path
+                .to_string_lossy()
+                .strip_prefix(&format!("s3://{}/", bucket.client.bucket))
+                .unwrap_or_default()
+                .to_string();
+            return bucket
+                .client
+                .abort_multipart(&key, id)
+                .map_err(|e| Error::io("abort upload", &l.path, e.into()));
+        }
         let name = l.path.file_name().unwrap_or_default();
         let rel = Spec::Staging.path().join(name);
         // A folder (a tag being built) lists; a file does not.

@@ -109,6 +109,8 @@ pub struct Report {
     /// that is writing now, or one that was killed (`stale`; gc removes
     /// those).
     pub leftovers: Vec<crate::store::Leftover>,
+    /// Requests sent to the object store (0 on disk).
+    pub requests: u64,
 }
 
 impl Report {

@@ -424,3 +424,289 @@ fn unpack_and_import_write_into_s3_and_the_registry_serves_them() {
     // Nothing was staged beside a path named like the bucket.
     assert!(!Path::new("s3:").exists());
 }
+
+/// The blobs `docker-registry garbage-collect --dry-run` would delete.
+fn registry_gc_eligible(config: &Path, delete_untagged: bool) -> BTreeSet<String> {
+    let mut args = vec!["garbage-collect", "--dry-run"];
+    if delete_untagged {
+        args.push("--delete-untagged");
+    }
+    let config = config.to_str().unwrap();
+    args.push(config);
+    let o = Command::new("docker-registry")
+        .args(&args)
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("blob eligible for deletion: "))
+        .map(str::to_string)
+        .collect()
+}
+
+fn freed(j: &serde_json::Value) -> BTreeSet<String> {
+    j["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn delete_and_gc_on_s3_collect_what_the_registrys_collector_finds() {
+    let f = sample();
+    let b = moto().bucket("gc-default");
+    let root = format!("s3://{b}/g");
+    regkit_s3(&["-q", "select", s(&f.root), &root]).ok();
+    // Delete a few images, as DELETE /v2/<name>/manifests/<digest> would.
+    regkit_s3(&[
+        "-q",
+        "delete",
+        &root,
+        "team/app:v2",
+        "multi/oci-index:1",
+        "--manifest",
+    ])
+    .ok();
+    let t = tempdir();
+    let config = s3_config(t.path(), &b, "g", 5000);
+    let theirs = registry_gc_eligible(&config, false);
+    let j = regkit_s3(&["gc", &root, "--dry-run", "--json"]).ok().json();
+    let ours = freed(&j);
+    assert!(ours.len() >= 4, "{ours:?}");
+    assert_eq!(ours, theirs);
+    assert!(j["requests"].as_u64().unwrap() > 0, "{j}");
+    // The sweep: those blobs are gone, the registry serves every other tag.
+    let r = regkit_s3(&["gc", &root, "--json"]).ok().json();
+    assert_eq!(freed(&r), ours);
+    let keys: BTreeSet<String> = moto().keys(&b, "g/").into_iter().map(|(k, _)| k).collect();
+    for d in &ours {
+        let hex = d.strip_prefix("sha256:").unwrap();
+        let key = format!("g/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]);
+        assert!(!keys.contains(&key), "{key} is still there");
+    }
+    assert!(
+        !keys.iter().any(|k| k.contains(".regkit")),
+        "lock objects left: {keys:?}"
+    );
+    let reg = S3Registry::start(&b, "g");
+    let mut served = 0;
+    for (r, d) in copyable(f) {
+        if r == "team/app:v2" || r == "multi/oci-index:1" {
+            assert_eq!(manifest_status_at(reg.port, &r), 404, "{r}");
+            continue;
+        }
+        assert_eq!(
+            skopeo_copy_all(&format!("docker://{}/{r}", reg.host())).unwrap(),
+            d,
+            "{r}"
+        );
+        served += 1;
+    }
+    assert!(served >= 28, "{served}");
+    // A second gc finds nothing.
+    let again = regkit_s3(&["gc", &root, "--dry-run", "--json"]).ok().json();
+    assert_eq!(again["freed_blobs"], 0);
+}
+
+fn manifest_status_at(port: u16, r: &str) -> u16 {
+    let (repo, tag) = r.rsplit_once(':').unwrap();
+    http_get(port, &format!("/v2/{repo}/manifests/{tag}"))
+        .unwrap()
+        .0
+}
+
+#[test]
+fn gc_delete_untagged_on_s3_equals_gc_on_disk() {
+    let f = sample();
+    let b = moto().bucket("gc-untagged");
+    let root = format!("s3://{b}/u");
+    // The fixture as the registry wrote it, untagged manifests included.
+    let t = tempdir();
+    let tar = t.path().join("all.tar");
+    run_cmd("tar", &["-C", s(&f.root), "-cf", s(&tar), "docker"]).ok();
+    regkit_s3(&["-q", "unpack", s(&tar), &root]).ok();
+    let copy = copy_fixture(f, t.path(), "disk");
+    let disk = regkit([
+        "gc",
+        s(&copy.root),
+        "--delete-untagged",
+        "--dry-run",
+        "--json",
+    ])
+    .ok()
+    .json();
+    let ours = regkit_s3(&["gc", &root, "--delete-untagged", "--dry-run", "--json"])
+        .ok()
+        .json();
+    assert!(!freed(&disk).is_empty());
+    assert_eq!(freed(&ours), freed(&disk));
+    assert_eq!(ours["manifests"], disk["manifests"]);
+    regkit_s3(&["-q", "gc", &root, "--delete-untagged"]).ok();
+    regkit_s3(&["-q", "verify", &root]).ok();
+}
+
+#[test]
+fn purging_an_upload_in_s3_aborts_its_pending_multipart_upload() {
+    let f = sample();
+    let b = moto().bucket("uploads");
+    regkit_s3(&[
+        "-q",
+        "select",
+        s(&f.root),
+        &format!("s3://{b}/p"),
+        "team/app:v1",
+    ])
+    .ok();
+    let reg = S3Registry::start(&b, "p");
+    // An upload started and fed, never finished.
+    let r = run_cmd(
+        "curl",
+        &[
+            "-s",
+            "-i",
+            "-X",
+            "POST",
+            &format!("http://{}/v2/team/app/blobs/uploads/", reg.host()),
+        ],
+    );
+    let location = r
+        .stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .unwrap()
+        .trim()
+        .to_string();
+    let url = if location.starts_with("http") {
+        location
+    } else {
+        format!("http://{}{location}", reg.host())
+    };
+    run_cmd(
+        "curl",
+        &[
+            "-s",
+            "-f",
+            "-X",
+            "PATCH",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            "some bytes",
+            &url,
+        ],
+    )
+    .ok();
+    drop(reg);
+    let pending = || {
+        let py = repo_dir().join(".venv/bin/python");
+        let script = format!(
+            "import boto3\ns3=boto3.client('s3',endpoint_url='{}',aws_access_key_id='k',aws_secret_access_key='s',region_name='us-east-1')\nprint(len(s3.list_multipart_uploads(Bucket='{b}').get('Uploads',[])))",
+            moto().endpoint()
+        );
+        run_cmd(py.to_str().unwrap(), &["-c", &script])
+            .ok()
+            .stdout
+            .trim()
+            .parse::<usize>()
+            .unwrap()
+    };
+    assert_eq!(pending(), 1);
+    let root = format!("s3://{b}/p");
+    // Fresh: gc refuses (a registry may be writing), then purges with --force.
+    let r = regkit_s3(&["gc", &root]).fails(1);
+    assert!(
+        r.stderr.contains("a registry may be writing"),
+        "{}",
+        r.stderr
+    );
+    let j = regkit_s3(&[
+        "gc",
+        &root,
+        "--uploads-older-than",
+        "0s",
+        "--force",
+        "--json",
+    ])
+    .ok()
+    .json();
+    assert_eq!(j["uploads"].as_array().unwrap().len(), 1, "{j}");
+    assert_eq!(pending(), 0);
+    assert!(!moto()
+        .keys(&b, "p/")
+        .iter()
+        .any(|(k, _)| k.contains("/_uploads/")));
+}
+
+#[test]
+fn an_interrupted_upload_into_s3_leaves_no_object_and_a_rerun_completes() {
+    let b = moto().bucket("interrupt");
+    let t = tempdir();
+    // A dir: image with a 40 MiB layer: a multipart upload of three parts.
+    let img = t.path().join("img");
+    let script = format!(
+        "import os,hashlib,json\nd='{}'\nos.makedirs(d)\nlayer=os.urandom(40<<20)\ncfg=b'{{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[]}}}}'\nh=lambda b: hashlib.sha256(b).hexdigest()\nopen(d+'/'+h(layer),'wb').write(layer)\nopen(d+'/'+h(cfg),'wb').write(cfg)\nm={{'schemaVersion':2,'mediaType':'application/vnd.oci.image.manifest.v1+json','config':{{'mediaType':'application/vnd.oci.image.config.v1+json','digest':'sha256:'+h(cfg),'size':len(cfg)}},'layers':[{{'mediaType':'application/vnd.oci.image.layer.v1.tar','digest':'sha256:'+h(layer),'size':len(layer)}}]}}\nmb=json.dumps(m).encode()\nopen(d+'/manifest.json','wb').write(mb)\nopen(d+'/version','w').write('Directory Transport Version: 1.1\\n')\nprint('sha256:'+h(mb))",
+        img.display()
+    );
+    let digest = run_cmd("python3", &["-c", &script])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let root = format!("s3://{b}/i");
+    let child = Command::new(regkit_path())
+        .args(["-q", "import", s(&img), &root, "--repo", "big/app:1"])
+        .env("AWS_ENDPOINT_URL", moto().endpoint())
+        .env("AWS_ACCESS_KEY_ID", "k")
+        .env("AWS_SECRET_ACCESS_KEY", "s")
+        .env("REGKIT_TEST_STEP_DELAY_MS", "300")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the multipart upload has begun, Ctrl-C.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let py = repo_dir().join(".venv/bin/python");
+    let pending_script = format!(
+        "import boto3\ns3=boto3.client('s3',endpoint_url='{}',aws_access_key_id='k',aws_secret_access_key='s',region_name='us-east-1')\nprint(len(s3.list_multipart_uploads(Bucket='{b}').get('Uploads',[])))",
+        moto().endpoint()
+    );
+    let pending = || {
+        run_cmd(py.to_str().unwrap(), &["-c", &pending_script])
+            .stdout
+            .trim()
+            .parse::<usize>()
+            .unwrap_or(0)
+    };
+    while pending() == 0 {
+        assert!(Instant::now() < deadline, "the upload never began");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run_cmd("kill", &["-INT", &child.id().to_string()]);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // No object at the layer's key, no link, no tag.
+    let keys = moto().keys(&b, "i/");
+    assert!(
+        !keys
+            .iter()
+            .any(|(k, n)| k.ends_with("/data") && *n > 1 << 20),
+        "a half or whole layer object: {keys:?}"
+    );
+    assert!(!keys.iter().any(|(k, _)| k.ends_with("/link")), "{keys:?}");
+    // A rerun completes it; the registry serves it.
+    regkit_s3(&["-q", "import", s(&img), &root, "--repo", "big/app:1"]).ok();
+    let reg = S3Registry::start(&b, "i");
+    let got = skopeo_copy_all(&format!("docker://{}/big/app:1", reg.host())).unwrap();
+    assert_eq!(got, digest);
+}

@@ -429,6 +429,19 @@ impl Client {
             .map(drop)
     }
 
+    /// Puts small bytes only if the key does not exist (`If-None-Match: *`):
+    /// `Ok(false)` if it does. `Ok(None)` where the server does not do
+    /// conditional writes (older MinIO and Ceph answer 501).
+    pub fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<Option<bool>> {
+        let h = [("if-none-match".to_string(), "*".to_string())];
+        match self.send("PUT", key, &[], &h, Payload::Bytes(bytes)) {
+            Ok(_) => Ok(Some(true)),
+            Err(e) if e.status == 412 || e.code == "ConditionalRequestConflict" => Ok(Some(false)),
+            Err(e) if e.status == 501 || e.code == "NotImplemented" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Puts exactly `len` bytes of `reader` in one request (up to 5 GiB).
     pub fn put_stream(&self, key: &str, reader: &mut dyn Read, len: u64) -> Result<()> {
         self.send("PUT", key, &[], &[], Payload::Stream(reader, len))

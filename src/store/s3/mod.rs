@@ -81,12 +81,15 @@ impl S3Backend {
     }
 
     /// Uploads `reader`, hashing it; the object appears only if the digest
-    /// matches (when one is given).
+    /// matches (when one is given). Without `replace`, an object there
+    /// already is left (checked by the server for one PUT, before starting
+    /// for a multipart upload).
     fn upload(
         &self,
         key: &str,
         reader: &mut dyn Read,
         digest: Option<&Digest>,
+        replace: bool,
     ) -> Result<(), PutError> {
         let mut hasher = digest.map(|d| Hasher::new(d.algorithm()));
         let mut first = vec![0u8; PART];
@@ -96,10 +99,25 @@ impl S3Backend {
         }
         if n < PART {
             check(hasher, digest)?;
+            if !replace {
+                match self.client.put_if_absent(key, &first[..n]) {
+                    Ok(Some(true)) => return Ok(()),
+                    Ok(Some(false)) => return Err(PutError::Exists),
+                    Ok(None) => {
+                        if self.exists(key)? {
+                            return Err(PutError::Exists);
+                        }
+                    }
+                    Err(e) => return Err(PutError::Write(e.into())),
+                }
+            }
             return self
                 .client
                 .put(key, &first[..n])
                 .map_err(|e| PutError::Write(e.into()));
+        }
+        if !replace && self.exists(key)? {
+            return Err(PutError::Exists);
         }
         let upload = self
             .client
@@ -251,13 +269,17 @@ impl Backend for S3Backend {
 
     fn put(&self, rel: &Path, body: Body<'_>, replace: bool) -> Result<Method, PutError> {
         let key = self.key(rel);
-        if !replace
-            && self
-                .client
-                .head(&key)
-                .map_err(|e| PutError::Write(e.into()))?
-                .is_some()
-        {
+        // Small bytes (links, lock objects): refused by the server itself if
+        // the key appeared, where it can.
+        if let (Body::Bytes(b), false) = (&body, replace) {
+            match self.client.put_if_absent(&key, b) {
+                Ok(Some(true)) => return Ok(Method::Written),
+                Ok(Some(false)) => return Err(PutError::Exists),
+                Ok(None) => {}
+                Err(e) => return Err(PutError::Write(e.into())),
+            }
+        }
+        if !replace && matches!(body, Body::Bytes(_)) && self.exists(&key)? {
             return Err(PutError::Exists);
         }
         match body {
@@ -267,12 +289,12 @@ impl Backend for S3Backend {
                     .map_err(|e| PutError::Write(e.into()))?;
                 Ok(Method::Written)
             }
-            Body::Stream { reader, digest } => {
-                self.upload(&key, reader, digest).map(|()| Method::Copy)
-            }
+            Body::Stream { reader, digest } => self
+                .upload(&key, reader, digest, replace)
+                .map(|()| Method::Copy),
             Body::File { path, digest } => {
                 let mut f = std::fs::File::open(path).map_err(PutError::Read)?;
-                self.upload(&key, &mut f, Some(digest))
+                self.upload(&key, &mut f, Some(digest), replace)
                     .map(|()| Method::Copy)
             }
         }
@@ -312,6 +334,15 @@ impl Backend for S3Backend {
         self.remove_keys(&keys)
     }
 
+    fn remove_files(&self, rels: &[PathBuf]) -> io::Result<()> {
+        let keys: Vec<String> = rels.iter().map(|r| self.key(r)).collect();
+        self.remove_keys(&keys)
+    }
+
+    fn has_folders(&self) -> bool {
+        false
+    }
+
     fn remove_empty_dir(&self, rel: &Path) -> io::Result<bool> {
         let page = self
             .client
@@ -321,6 +352,26 @@ impl Backend for S3Backend {
 }
 
 impl S3Backend {
+    fn exists(&self, key: &str) -> Result<bool, PutError> {
+        self.client
+            .head(key)
+            .map(|o| o.is_some())
+            .map_err(|e| PutError::Write(e.into()))
+    }
+
+    /// Every file of the tree (relative to `v2`) with its size, from flat
+    /// listings of `blobs/` and `repositories/`: what a merge looks at
+    /// before writing.
+    pub fn files(&self) -> io::Result<std::collections::HashMap<String, u64>> {
+        let mut out = std::collections::HashMap::new();
+        for root in [crate::paths::BLOBS, crate::paths::REPOSITORIES] {
+            self.walk(Path::new(root), &mut |key, o| {
+                out.insert(format!("{root}/{key}"), o.size);
+            })?;
+        }
+        Ok(out)
+    }
+
     /// Deletes keys in batches of 1000 (DeleteObjects).
     pub fn remove_keys(&self, keys: &[String]) -> io::Result<()> {
         for chunk in keys.chunks(1000) {
