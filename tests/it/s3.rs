@@ -710,3 +710,25 @@ fn an_interrupted_upload_into_s3_leaves_no_object_and_a_rerun_completes() {
     let got = skopeo_copy_all(&format!("docker://{}/big/app:1", reg.host())).unwrap();
     assert_eq!(got, digest);
 }
+
+#[test]
+fn push_from_a_bucket_sends_every_image_to_a_live_registry() {
+    // The operators' migration: a registry kept in S3 pushed into another.
+    let f = sample();
+    let b = moto().bucket("push-from");
+    let root = format!("s3://{b}/src");
+    regkit_s3(&["-q", "select", s(&f.root), &root]).ok();
+    let dst = tempdir();
+    let reg = Registry::start(dst.path());
+    let j = regkit_s3(&["push", &root, &reg.host(), "--tls-verify=false", "--json"])
+        .ok()
+        .json();
+    assert_eq!(j["totals"]["pushed"], f.images().len(), "{j}");
+    let mut checked = 0;
+    for (r, d) in copyable(f) {
+        let got = skopeo_copy_all(&format!("docker://{}/{r}", reg.host())).unwrap();
+        assert_eq!(got, d, "{r}");
+        checked += 1;
+    }
+    assert!(checked >= 30);
+}
