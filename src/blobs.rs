@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -19,6 +19,34 @@ use crate::store::{self, Store};
 /// missing.)
 pub fn list(store: &Store) -> Result<Vec<Digest>> {
     store.list_blobs()
+}
+
+/// Every blob under `blobs/` with its size (`None`: a blob folder without
+/// `data`), sorted, each sized once: on disk a listing, then one `stat`
+/// each, in parallel; in a bucket one flat listing, which carries the
+/// sizes (one request per 1000 blobs).
+pub fn sizes(store: &Store) -> Result<Vec<(Digest, Option<u64>)>> {
+    if let Some(bucket) = store.s3() {
+        let mut out = Vec::new();
+        bucket
+            .walk(Path::new(crate::paths::BLOBS), &mut |key, object| {
+                let rel = format!("{}/{key}", crate::paths::BLOBS);
+                if let Some(crate::paths::Parsed::BlobData(d)) = crate::paths::parse(&rel) {
+                    out.push((d, Some(object.size)));
+                }
+            })
+            .map_err(|e| Error::io("list folder", store.display(&Spec::BlobsRoot), e))?;
+        out.sort();
+        out.dedup_by(|a, b| a.0 == b.0);
+        return Ok(out);
+    }
+    let digests = list(store)?;
+    let sizes: Vec<Option<u64>> = digests
+        .par_iter()
+        .with_min_len(64)
+        .map(|d| store.blob_size(d))
+        .collect::<Result<_>>()?;
+    Ok(digests.into_iter().zip(sizes).collect())
 }
 
 /// What reading a blob found.
@@ -160,6 +188,14 @@ mod tests {
         let mut want = vec![good.clone(), bad.clone(), gone.clone()];
         want.sort();
         assert_eq!(list(&store).unwrap(), want);
+        let sized: Vec<(Digest, Option<u64>)> = sizes(&store).unwrap();
+        assert_eq!(
+            sized.iter().map(|s| &s.0).collect::<Vec<_>>(),
+            want.iter().collect::<Vec<_>>()
+        );
+        for (d, size) in &sized {
+            assert_eq!(*size, (d != &gone).then_some(4), "{d}");
+        }
         let got = check_all(
             &store,
             &[(good.clone(), true), (bad.clone(), true), (gone, false)],

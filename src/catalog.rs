@@ -236,6 +236,13 @@ impl Catalog {
         }
     }
 
+    /// Records blob sizes found by a listing of `blobs/` (`None`: a blob
+    /// folder without `data`), so that [`Catalog::blob_size`] looks none of
+    /// them up again.
+    pub fn remember_blob_sizes(&self, sizes: impl IntoIterator<Item = (Digest, Option<u64>)>) {
+        self.blob_sizes.lock().expect("not poisoned").extend(sizes);
+    }
+
     /// Whether `repo` can serve `digest` by digest (has its revision link).
     pub fn has_revision(&self, repo: &str, digest: &Digest) -> Result<bool> {
         if self.links_listed {

@@ -38,6 +38,7 @@ pub mod remote;
 pub mod selection;
 pub mod sink;
 pub mod store;
+pub mod usage;
 pub mod verify;
 
 pub use digest::Digest;

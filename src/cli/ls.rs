@@ -57,16 +57,24 @@ pub fn run(root: &Path, json: bool) -> Result<ExitCode> {
 
 /// Sizes as `1.2 MB`, in powers of 1000 like docker.
 pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    scaled(n, 1000.0, &["B", "kB", "MB", "GB", "TB"])
+}
+
+/// Sizes in binary units, as `du` prints them: `512 B`, `1.5 KiB`.
+pub fn binary_size(n: u64) -> String {
+    scaled(n, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB", "PiB"])
+}
+
+fn scaled(n: u64, base: f64, units: &[&str]) -> String {
     let mut v = n as f64;
     let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
+    while v >= base && u < units.len() - 1 {
+        v /= base;
         u += 1;
     }
     if u == 0 {
         format!("{n} B")
     } else {
-        format!("{v:.1} {}", UNITS[u])
+        format!("{v:.1} {}", units[u])
     }
 }

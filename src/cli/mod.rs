@@ -3,6 +3,7 @@
 mod bundle;
 mod delete;
 mod diagnostic;
+mod du;
 mod export;
 mod gc;
 mod import;
@@ -30,9 +31,9 @@ pub(crate) const ROOT_HELP: &str = "Registry storage: the registry's rootdirecto
 #[command(
     name = "regkit",
     version,
-    about = "Work on a Docker Distribution registry's storage folder, offline: list, inspect, extract, select, bundle, push, convert, verify, gc",
+    about = "Work on a Docker Distribution registry's storage folder, offline: list, inspect, extract, select, bundle, push, convert, verify, gc, du",
     long_about = None,
-    after_help = "Examples:\n  regkit ls /var/lib/registry\n  regkit extract /var/lib/registry ./out library/alpine:3.19\n  regkit select /var/lib/registry ./release --list images.list\n  regkit pack /var/lib/registry release.tar --list images.list\n  regkit push /var/lib/registry harbor.local/library --list images.list --creds admin:secret\n  regkit verify /var/lib/registry && regkit gc /var/lib/registry --dry-run\n\nExit codes: 0 ok, 1 failure, 2 usage, 130 interrupted (Ctrl-C, SIGTERM)."
+    after_help = "Examples:\n  regkit ls /var/lib/registry\n  regkit extract /var/lib/registry ./out library/alpine:3.19\n  regkit select /var/lib/registry ./release --list images.list\n  regkit pack /var/lib/registry release.tar --list images.list\n  regkit push /var/lib/registry harbor.local/library --list images.list --creds admin:secret\n  regkit verify /var/lib/registry && regkit gc /var/lib/registry --dry-run\n  regkit du /var/lib/registry --html usage.html\n\nExit codes: 0 ok, 1 failure, 2 usage, 130 interrupted (Ctrl-C, SIGTERM)."
 )]
 pub struct Cli {
     /// No progress bar, no summary on success.
@@ -139,6 +140,9 @@ Examples:\n  regkit unpack release-1.0.tar /var/lib/registry\n  regkit unpack - 
         after_help = "A tag delete removes the tag's folder, as the registry does. --manifest (or a\nname@sha256:<hex> reference) also removes the manifest's revision link and every\ntag naming it, as DELETE /v2/<name>/manifests/<digest> does. Blobs stay until\n`regkit gc`.\n\nExamples:\n  regkit delete /var/lib/registry team/app:v1\n  regkit delete /var/lib/registry team/app:v1 --manifest --dry-run\n  regkit delete /var/lib/registry team/app@sha256:3f5e... && regkit gc /var/lib/registry"
     )]
     Delete(delete::DeleteArgs),
+    /// Where the space goes: bytes, unique and shared bytes per namespace, repository and tag; what gc frees.
+    #[command(after_help = du::AFTER_HELP)]
+    Du(du::DuArgs),
 }
 
 /// Which images: names and lists in the seed format.
@@ -266,6 +270,7 @@ impl Command {
             Command::Pack(a) => Some(&a.select),
             Command::Push(a) => Some(&a.select),
             Command::Export(a) => Some(&a.select),
+            Command::Du(a) => Some(&a.select),
             Command::Ls { .. }
             | Command::Inspect { .. }
             | Command::Unpack(_)
@@ -304,6 +309,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify::run(&args, quiet),
         Command::Gc(args) => gc::run(&args, quiet),
         Command::Delete(args) => delete::run(&args, quiet),
+        Command::Du(args) => du::run(&args, quiet),
     };
     match result {
         Ok(code) => code,

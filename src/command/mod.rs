@@ -4,6 +4,7 @@
 
 pub mod delete;
 pub mod diff;
+pub mod du;
 pub mod export;
 pub mod extract;
 pub mod gc;

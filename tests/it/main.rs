@@ -6,6 +6,7 @@ mod common;
 mod bad_input;
 mod bundle;
 mod delete;
+mod du;
 mod export;
 mod extract;
 mod fixtures;
