@@ -14,6 +14,7 @@ pub mod atomic;
 pub mod blobs;
 pub mod bundle;
 pub mod catalog;
+pub mod claims;
 pub mod cli;
 pub mod command;
 pub mod compress;
@@ -38,6 +39,7 @@ pub mod remote;
 pub mod selection;
 pub mod sink;
 pub mod store;
+pub mod tags;
 pub mod verify;
 
 pub use digest::Digest;

@@ -65,6 +65,18 @@ pub enum RemoteError {
     #[error("{url}: {message}")]
     Protocol { url: String, message: String },
 
+    /// The registry's pull rate limit is used up (Docker Hub's
+    /// `RateLimit-Remaining: 0`).
+    #[error(
+        "{host}'s pull rate limit is used up (RateLimit-Remaining: 0{})",
+        rate_part(limit, window_seconds)
+    )]
+    RateLimited {
+        host: String,
+        limit: Option<u64>,
+        window_seconds: Option<u64>,
+    },
+
     /// The destination stopped answering earlier in this run; this image
     /// was not tried.
     #[error("skipped: {host} stopped answering earlier in this run")]
@@ -77,6 +89,17 @@ fn seconds(d: &Duration) -> String {
         format!("{s:.0}")
     } else {
         format!("{s:.1}")
+    }
+}
+
+fn rate_part(limit: &Option<u64>, window: &Option<u64>) -> String {
+    match (limit, window) {
+        (Some(l), Some(w)) => format!(
+            " of {l} per {} h",
+            (*w as f64 / 3600.0 * 10.0).round() / 10.0
+        ),
+        (Some(l), None) => format!(" of {l}"),
+        _ => String::new(),
     }
 }
 
@@ -161,6 +184,7 @@ impl RemoteError {
             RemoteError::ProjectMissing { project, .. } => format!(
                 "create the project `{project}` in Harbor first (Projects → New Project), or push into an existing one with --dest-prefix PROJECT/ or --map"
             ),
+            RemoteError::RateLimited { .. } => "manifest GETs count against the limit (HEADs do not, so a rerun with nothing new costs none); log in with --creds or --authfile for an account's higher limit, or run again once the window has passed: what is already pulled is skipped".into(),
             RemoteError::NotTried { .. } => "run again once the registry answers: what is already there is skipped".into(),
             RemoteError::Status { status, .. } if *status >= 500 => {
                 "the registry failed; its log says why. Run again to resume".into()
