@@ -33,6 +33,7 @@ pub mod paths;
 pub mod plan;
 pub mod platform;
 pub mod progress;
+pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod remote;

@@ -249,7 +249,8 @@ fn unknown(catalog: &Catalog, r: &ImageRef) -> Error {
     }
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
+/// The edit distance between two names, for "did you mean".
+pub fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -316,6 +317,21 @@ fn resolve_with(
     Ok(img)
 }
 
+/// Whether an index's entry `child` is kept for `platforms` (all when
+/// empty): nested indexes are walked into, image manifests kept when their
+/// platform is one of them.
+pub fn keeps(platforms: &[Platform], child: &Descriptor) -> bool {
+    let is_leaf = child.media_type.is_empty()
+        || !ManifestKind::from_media_type(&child.media_type).is_some_and(|k| k.is_index());
+    if !is_leaf || platforms.is_empty() {
+        return true;
+    }
+    child
+        .platform
+        .as_ref()
+        .is_some_and(|p| platforms.iter().any(|f| f.selects(p)))
+}
+
 /// Closes one image: every kept manifest, every config and layer of the
 /// image manifests, children of an index filtered by platform.
 struct Walk<'a> {
@@ -345,15 +361,7 @@ impl graph::Visitor for Walk<'_> {
     }
 
     fn follow(&mut self, _parent: &graph::Step, child: &Descriptor) -> bool {
-        let is_leaf = child.media_type.is_empty()
-            || !ManifestKind::from_media_type(&child.media_type).is_some_and(|k| k.is_index());
-        if !is_leaf || self.platforms.is_empty() {
-            return true;
-        }
-        child
-            .platform
-            .as_ref()
-            .is_some_and(|p| self.platforms.iter().any(|f| f.selects(p)))
+        keeps(self.platforms, child)
     }
 
     fn blob(&mut self, _step: &graph::Step, blob: &graph::BlobRef) -> Result<()> {

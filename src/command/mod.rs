@@ -11,6 +11,7 @@ pub mod import;
 pub mod inspect;
 pub mod ls;
 pub mod pack;
+pub mod pull;
 pub mod push;
 pub mod select;
 pub mod unpack;

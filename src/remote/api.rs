@@ -93,6 +93,25 @@ pub fn get_manifest(
     }
 }
 
+/// `HEAD /v2/<repo>/blobs/<digest>`: its size, or `None` if the registry
+/// has no such blob.
+pub fn blob_size(
+    client: &Client,
+    repo: &str,
+    digest: &Digest,
+    scope: &Scope,
+) -> Result<Option<u64>> {
+    let url = client.url(&format!("/v2/{repo}/blobs/{digest}"));
+    let r = client.send("HEAD", &url, scope, &[], Body::Empty)?;
+    match r.status {
+        200 => Ok(r
+            .header("content-length")
+            .and_then(|n| n.trim().parse().ok())),
+        404 => Ok(None),
+        _ => Err(client.unexpected("HEAD", &url, scope, &r)),
+    }
+}
+
 /// A blob's body on the wire, and its length when the registry said.
 pub struct BlobBody {
     pub reader: BodyReader,

@@ -4,7 +4,7 @@
 //!
 //! Everything that already exists is checked first (a file that differs is
 //! an error naming both, and nothing is written); then blobs go in, then the
-//! revision and `_layers` links that reach them, then tags, each tag whole
+//! `_layers` and then the revision links that reach them, then tags, each tag whole
 //! (see [`Store::put_tag`]). A registry serving the tree meanwhile never sees
 //! a link to a missing blob or a tag without its `current` link, and a run
 //! stopped at any point leaves a tree that a rerun completes.
@@ -256,14 +256,21 @@ pub fn merge_from(
         .filter(|x| !x.1)
         .map(|x| x.0)
         .collect();
-    todo_links.par_iter().try_for_each(|(p, d)| {
-        interrupt::check()?;
-        if dst.put_link(&link_spec(p), d, false)? == LinkPut::Written {
-            placer.record(crate::store::Method::Written);
-        }
-        progress.inc(1);
-        Ok::<_, Error>(())
-    })?;
+    // `_layers` links before revision links: a manifest servable by digest
+    // has its blobs servable too.
+    let (layers, revisions): (Vec<_>, Vec<_>) = todo_links
+        .into_iter()
+        .partition(|(p, _)| matches!(p, Parsed::LayerLink { .. }));
+    for links in [layers, revisions] {
+        links.par_iter().try_for_each(|(p, d)| {
+            interrupt::check()?;
+            if dst.put_link(&link_spec(p), d, false)? == LinkPut::Written {
+                placer.record(crate::store::Method::Written);
+            }
+            progress.inc(1);
+            Ok::<_, Error>(())
+        })?;
+    }
     for d in &t.dirs {
         dst.create_dir(&DirSpec(d).spec())?;
     }

@@ -17,6 +17,7 @@ mod lock;
 mod ls;
 mod names;
 mod overlap;
+mod pull;
 mod push;
 mod s3;
 mod select;
