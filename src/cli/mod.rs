@@ -162,6 +162,15 @@ pub struct SelectArgs {
     /// Do every image that can be done, then report those that failed (exit 1).
     #[arg(long)]
     pub keep_going: bool,
+    /// Of a repository's tags (or every tag), those this regular expression matches (anywhere: anchor with ^...$).
+    #[arg(long, value_name = "RE")]
+    pub tag_regex: Option<String>,
+    /// Of a repository's tags (or every tag), the versions in this range (`>=1.2, <2`, `~1.2`, `^1.2`, `1.x`).
+    #[arg(long, value_name = "RANGE")]
+    pub semver: Option<String>,
+    /// Each image's referrers travel with it: manifests whose subject it is, and its cosign tags.
+    #[arg(long)]
+    pub referrers: bool,
 }
 
 #[derive(Args, Debug)]
@@ -257,6 +266,8 @@ impl SelectArgs {
             skip_missing: self.skip_missing,
             keep_going: self.keep_going,
             blobs_checked_on_write: false,
+            tags: crate::tags::TagFilter::new(self.tag_regex.as_deref(), self.semver.as_deref())?,
+            referrers: self.referrers,
         })
     }
 }

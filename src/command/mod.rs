@@ -67,6 +67,8 @@ pub fn open_and_select(root: &Path, req: &Request) -> Result<(Store, Selection)>
         let repos = req.refs.iter().flat_map(|r| r.candidates()).collect();
         let opts = WalkOptions {
             repos: Some(repos),
+            // Referrers are found among every revision's manifests.
+            revisions: req.referrers,
             ..WalkOptions::default()
         };
         let catalog = Catalog::load(&store, opts)?;
@@ -79,7 +81,11 @@ pub fn open_and_select(root: &Path, req: &Request) -> Result<(Store, Selection)>
             _ => {}
         }
     }
-    let catalog = Catalog::load(&store, WalkOptions::default())?;
+    let opts = WalkOptions {
+        revisions: req.referrers,
+        ..WalkOptions::default()
+    };
+    let catalog = Catalog::load(&store, opts)?;
     let sel = selection::select(&catalog, req)?;
     Ok((store, sel))
 }

@@ -122,6 +122,9 @@ impl Clients {
     }
 }
 
+/// A repository's tags, or `None` if the registry does not know it.
+pub type TagList = Option<Arc<Vec<String>>>;
+
 /// What resolving needs.
 pub struct Resolver<'a> {
     pub clients: &'a Clients,
@@ -129,7 +132,7 @@ pub struct Resolver<'a> {
     pub tags: &'a TagFilter,
     pub manifests: &'a Manifests,
     /// Tag lists read so far, by (host, repo).
-    pub listed: Mutex<HashMap<(String, String), Option<Arc<Vec<String>>>>>,
+    pub listed: Mutex<HashMap<(String, String), TagList>>,
 }
 
 /// The outcome of resolving.

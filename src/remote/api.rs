@@ -311,11 +311,10 @@ pub fn referrers(client: &Client, repo: &str, digest: &Digest) -> Result<Option<
             _ => Ok(r),
         }
     })?;
-    if r.status != 200
-        || !r
-            .header("content-type")
-            .is_some_and(|t| media_type_of(t) == crate::media::OCI_INDEX)
-    {
+    let is_index = r
+        .header("content-type")
+        .is_some_and(|t| media_type_of(t) == crate::media::OCI_INDEX);
+    if r.status != 200 || !is_index {
         return Ok(None);
     }
     #[derive(serde::Deserialize)]

@@ -433,7 +433,7 @@ mod tests {
     #[test]
     fn orders_pre_releases() {
         let v = |s| Version::parse_tag(s).unwrap();
-        let mut vs = vec![
+        let mut vs = [
             v("1.0.0"),
             v("1.0.0-rc.1"),
             v("1.0.0-beta.11"),

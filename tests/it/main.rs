@@ -19,6 +19,7 @@ mod names;
 mod overlap;
 mod pull;
 mod push;
+mod referrers;
 mod s3;
 mod select;
 mod special;
