@@ -661,3 +661,148 @@ fn pull_keeps_what_finished_when_the_registry_dies_and_a_rerun_completes() {
     selected(&up_root, &[], &[], &want);
     assert_same_tree(&root, &want);
 }
+
+/// Harbor's answer to `GET /api/v2.0/...?page=P&page_size=N`: page P of
+/// `names` as `[{"name": ...}]`.
+fn harbor_page(names: &[String], query: &str) -> Act {
+    let arg = |k: &str| -> usize {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let (page, size) = (arg("page"), arg("page_size"));
+    let entries: Vec<Value> = names
+        .iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .map(|n| serde_json::json!({ "name": n }))
+        .collect();
+    Act::Reply {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: serde_json::to_vec(&entries).unwrap(),
+    }
+}
+
+#[test]
+fn pull_lists_a_harbors_projects_where_it_refuses_the_catalog() {
+    let f = sample();
+    let up = Upstream::of(f);
+    let repos = up.reg.catalog();
+    let mut projects: Vec<String> = repos
+        .iter()
+        .map(|r| r.split('/').next().unwrap().to_string())
+        .collect();
+    projects.dedup();
+    let proxy = Proxy::start(up.reg.port, move |m, p| {
+        let (path, query) = p.split_once('?').unwrap_or((p, ""));
+        if m == "GET" && path == "/v2/_catalog" {
+            return answer(403, &[]);
+        }
+        if path == "/api/v2.0/projects" {
+            return harbor_page(&projects, query);
+        }
+        if let Some(project) = path
+            .strip_prefix("/api/v2.0/projects/")
+            .and_then(|r| r.strip_suffix("/repositories"))
+        {
+            let names: Vec<String> = repos
+                .iter()
+                .filter(|r| r.starts_with(&format!("{project}/")))
+                .cloned()
+                .collect();
+            return harbor_page(&names, query);
+        }
+        Act::Forward
+    });
+    let t = tempdir();
+    let mut checked = 0;
+    for (from, below) in [
+        (format!("{}/multi", proxy.dest()), true),
+        (proxy.dest(), false),
+    ] {
+        let root = t.path().join(format!("root-{checked}"));
+        let out = Command::new(regkit_path())
+            .args(["pull", s(&root), "--from", &from, "--json"])
+            .env("REGKIT_TEST_PAGE_SIZE", "2")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !below {
+            let want = t.path().join("selected");
+            selected(&up.root(), &[], &[], &want);
+            assert_same_tree(&root, &want);
+        } else {
+            // Below `multi`: stored without it.
+            let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(j["totals"]["pulled"], 3);
+            let names: Vec<&str> = j["images"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(names, ["docker-list:1", "nested:1", "oci-index:1"]);
+        }
+        checked += 1;
+    }
+    let asked = proxy
+        .seen()
+        .iter()
+        .filter(|x| x.path.starts_with("/api/v2.0/"))
+        .count();
+    assert!(asked >= 6, "Harbor's API was walked page by page: {asked}");
+    assert_eq!(checked, 2);
+}
+
+#[test]
+fn pull_interrupted_while_a_blob_stalls_exits_130_and_leaves_root_valid() {
+    let f = sample();
+    let up = Upstream::of(f);
+    let proxy = Proxy::start(up.reg.port, |m, p| {
+        if m == "GET" && p.contains("/blobs/") {
+            Act::Stall
+        } else {
+            Act::Forward
+        }
+    });
+    let t = tempdir();
+    let root = t.path().join("root");
+    let child = Command::new(regkit_path())
+        .args([
+            "pull",
+            "team/app:v1",
+            s(&root),
+            "--from",
+            &proxy.dest(),
+            "--timeout",
+            "10m",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !proxy.seen().iter().any(|x| x.path.contains("/blobs/")) {
+        assert!(Instant::now() < deadline, "no blob was ever asked for");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    interrupt(&child);
+    let out = wait_with_deadline(child, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    // No tag, no link, no temporary file left.
+    let files = files_under(&root);
+    assert!(
+        files.iter().all(|p| !p.contains("/_manifests/")
+            && !p.contains("/_layers/")
+            && !p.contains(".regkit-tmp")),
+        "{files:?}"
+    );
+}
