@@ -151,6 +151,7 @@ pub fn run(wanted: Vec<Wanted>, root: &Path, opts: &PullOptions) -> Result<PullO
         downloads: &downloads,
         platforms: &opts.platforms,
         progress: &progress,
+        referrers: opts.referrers,
     };
     let done = AtomicUsize::new(0);
     let total = AtomicUsize::new(resolved.jobs.len());

@@ -33,6 +33,9 @@ pub struct Context<'a> {
     pub downloads: &'a Downloads,
     pub platforms: &'a [Platform],
     pub progress: &'a Progress,
+    /// Referrers are looked for: an image already in ROOT is read for its
+    /// manifests' digests.
+    pub referrers: bool,
 }
 
 /// What pulling one image did.
@@ -56,7 +59,7 @@ pub struct ImageReport {
 
 /// Pulls one image.
 pub fn pull(ctx: &Context, job: &Job) -> Result<ImageReport> {
-    if let Some(digests) = in_root(ctx.dst, job)? {
+    if let Some(digests) = in_root(ctx.dst, job, ctx.referrers)? {
         return Ok(ImageReport {
             up_to_date: true,
             digests,
@@ -127,11 +130,14 @@ pub fn pull(ctx: &Context, job: &Job) -> Result<ImageReport> {
 /// The image's manifests when ROOT has it whole already: its tag names the
 /// digest (a tag is written last), or for an image named by digest, the
 /// revision links of it and of every child (written after the blobs and
-/// `_layers` links).
-fn in_root(dst: &Store, job: &Job) -> Result<Option<Vec<Digest>>> {
+/// `_layers` links). `digests`: also read its manifests for their digests.
+fn in_root(dst: &Store, job: &Job, digests_wanted: bool) -> Result<Option<Vec<Digest>>> {
     if let Some(tag) = &job.stored_tag {
         if dst.read_link(&Spec::TagCurrentLink(&job.name, tag))? != Some(job.digest.clone()) {
             return Ok(None);
+        }
+        if !digests_wanted {
+            return Ok(Some(vec![job.digest.clone()]));
         }
     }
     let mut digests = Vec::new();
