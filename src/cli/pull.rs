@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::diagnostic::{print_error, print_warning, render};
-use crate::cli::push::{print_failures, RemoteArgs};
+use crate::cli::diagnostic::{print_error, print_warning};
+use crate::cli::push::{json_failure, print_failures, JsonFailure, RemoteArgs};
 use crate::command::pull::{self, PullOptions, PullOutcome};
 use crate::error::{Error, Result};
 use crate::platform::Platform;
@@ -305,13 +305,6 @@ struct Totals {
 }
 
 #[derive(Serialize)]
-struct JsonFailure {
-    image: Option<String>,
-    error: String,
-    diagnostic: String,
-}
-
-#[derive(Serialize)]
 struct JsonOutcome<'a> {
     root: String,
     dry_run: bool,
@@ -321,14 +314,6 @@ struct JsonOutcome<'a> {
     totals: Totals,
     failures: Vec<JsonFailure>,
     skipped: Vec<JsonFailure>,
-}
-
-fn json_failure(e: &Error) -> JsonFailure {
-    JsonFailure {
-        image: e.image().map(str::to_string),
-        error: e.root().to_string(),
-        diagnostic: render("error", e),
-    }
 }
 
 fn print_json(o: &PullOutcome, args: &PullArgs) -> Result<()> {

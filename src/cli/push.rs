@@ -307,8 +307,9 @@ struct Totals {
     bytes_sent: u64,
 }
 
+/// A failure, for `--json`.
 #[derive(Serialize)]
-struct JsonFailure {
+pub struct JsonFailure {
     image: Option<String>,
     error: String,
     diagnostic: String,
@@ -327,7 +328,7 @@ struct JsonOutcome<'a> {
     skipped: Vec<JsonFailure>,
 }
 
-fn json_failure(e: &Error) -> JsonFailure {
+pub fn json_failure(e: &Error) -> JsonFailure {
     JsonFailure {
         image: e.image().map(str::to_string),
         error: e.root().to_string(),

@@ -9,12 +9,7 @@ use crate::remote::error::RemoteError;
 
 /// Entries per page of Harbor's API (at most 100 there).
 fn page_size() -> usize {
-    std::env::var("REGKIT_TEST_PAGE_SIZE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(100)
-        .min(100)
+    crate::remote::api::page_size().min(100)
 }
 
 /// Every page of a Harbor API listing: the `name` of each entry; `None`

@@ -154,7 +154,7 @@ pub fn open_blob(
 
 /// `n` for paged listings (`REGKIT_TEST_PAGE_SIZE` makes pages small, for
 /// tests of paging).
-fn page_size() -> usize {
+pub fn page_size() -> usize {
     std::env::var("REGKIT_TEST_PAGE_SIZE")
         .ok()
         .and_then(|v| v.parse().ok())

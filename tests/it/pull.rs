@@ -576,19 +576,7 @@ fn pull_reads_docker_hubs_rate_limit_from_heads() {
 fn pull_keeps_what_finished_when_the_registry_dies_and_a_rerun_completes() {
     let t = tempdir();
     let up_root = t.path().join("up");
-    let script = repo_dir().join("scripts/fixture.py");
-    let r = run_cmd(
-        "python3",
-        &[
-            s(&script),
-            "generate",
-            "bench",
-            "--tags",
-            "120",
-            s(&up_root),
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    generate_bench(&up_root, 120);
     let mut reg = Registry::start(&up_root);
     let root = t.path().join("root");
     let child = Command::new(regkit_path())
@@ -608,21 +596,7 @@ fn pull_keeps_what_finished_when_the_registry_dies_and_a_rerun_completes() {
         .spawn()
         .unwrap();
     // Kill the registry as soon as the first tag has landed in ROOT.
-    let repos = root.join("docker/registry/v2/repositories");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let tagged = walkdir::WalkDir::new(&repos)
-            .into_iter()
-            .filter_map(|e| e.ok())
-            .any(|e| {
-                e.file_name() == "link" && e.path().parent().is_some_and(|p| p.ends_with("current"))
-            });
-        if tagged {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no tag was ever pulled");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_a_tag(&root);
     reg.kill();
     let out = wait_with_deadline(child, Duration::from_secs(120));
     let stderr = String::from_utf8_lossy(&out.stderr);

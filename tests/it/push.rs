@@ -498,19 +498,7 @@ fn push_with_bearer_tokens_from_a_token_issuer() {
 fn push_resumes_after_the_destination_dies_midway() {
     let t = tempdir();
     let src = t.path().join("src");
-    let script = repo_dir().join("scripts/fixture.py");
-    let r = run_cmd(
-        "python3",
-        &[
-            script.to_str().unwrap(),
-            "generate",
-            "bench",
-            "--tags",
-            "120",
-            src.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    generate_bench(&src, 120);
     let sidecar: Value =
         serde_json::from_slice(&fs::read(t.path().join("src.json")).unwrap()).unwrap();
     let dst = t.path().join("dst");
@@ -533,21 +521,7 @@ fn push_resumes_after_the_destination_dies_midway() {
         .spawn()
         .unwrap();
     // Kill the registry as soon as the first tag has landed.
-    let repos = dst.join("docker/registry/v2/repositories");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let tagged = walkdir::WalkDir::new(&repos)
-            .into_iter()
-            .filter_map(|e| e.ok())
-            .any(|e| {
-                e.file_name() == "link" && e.path().parent().is_some_and(|p| p.ends_with("current"))
-            });
-        if tagged {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no tag was ever pushed");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_a_tag(&dst);
     reg.kill();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
