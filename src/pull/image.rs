@@ -109,7 +109,10 @@ pub fn pull(ctx: &Context, job: &Job) -> Result<ImageReport> {
         &blobs,
         ctx.dst,
         &Progress::hidden(),
-        MergeOptions { move_tags: true },
+        MergeOptions {
+            move_tags: true,
+            no_listing: true,
+        },
     )?;
     let bytes = blobs.bytes.load(Ordering::Relaxed);
     ctx.progress.inc(size.saturating_sub(bytes));

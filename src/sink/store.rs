@@ -126,6 +126,10 @@ pub struct MergeOptions {
     /// keeps the old entry), as the registry does when a tag is pushed
     /// again; otherwise it is a conflict.
     pub move_tags: bool,
+    /// In a bucket, each file is looked up by itself rather than by one
+    /// listing of the whole tree: for many small merges (`pull` merges each
+    /// image on its own), where a listing each would cost more than it saves.
+    pub no_listing: bool,
 }
 
 /// Adds `plan` (paths from `docker/registry/v2/`) to the tree of `dst`;
@@ -145,7 +149,7 @@ pub fn merge_from(
     let t = typed(plan)?;
     // In a bucket, one listing says what exists (a request per 1000 files,
     // not one per file).
-    let listed = match dst.s3() {
+    let listed = match dst.s3().filter(|_| !opts.no_listing) {
         Some(b) => Some(
             b.files()
                 .map_err(|e| Error::io("list folder", dst.display(&Spec::RepositoriesRoot), e))?,
