@@ -243,6 +243,29 @@ impl Catalog {
         self.blob_sizes.lock().expect("not poisoned").extend(sizes);
     }
 
+    /// The manifests of `repo` whose `subject` is `digest` (its OCI
+    /// referrers: signatures, SBOMs, attestations), sorted. Only a walk that
+    /// read every revision ([`WalkOptions::revisions`]) knows them.
+    pub fn referrers(&self, repo: &str, digest: &Digest) -> Vec<Digest> {
+        let Some(r) = self.repos.get(repo) else {
+            return Vec::new();
+        };
+        r.revisions
+            .iter()
+            .filter(|rev| {
+                self.manifests.get(*rev).is_some_and(|n| {
+                    n.as_ref().is_ok_and(|n| {
+                        n.manifest
+                            .subject
+                            .as_ref()
+                            .is_some_and(|s| &s.digest == digest)
+                    })
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Whether `repo` can serve `digest` by digest (has its revision link).
     pub fn has_revision(&self, repo: &str, digest: &Digest) -> Result<bool> {
         if self.links_listed {

@@ -148,6 +148,19 @@ impl fmt::Display for ImageRef {
 /// blank lines ignored, a UTF-8 byte order mark at the start too), or
 /// folders of `*.list` files. Each reference remembers its file and line.
 pub fn read_lists(paths: &[PathBuf]) -> Result<Vec<ImageRef>> {
+    read_lists_with(paths, &|line, origin| {
+        let mut r = ImageRef::parse(line)?;
+        r.origin = Some(origin);
+        Ok(vec![r])
+    })
+}
+
+/// Reads image lists as [`read_lists`] does, each line read by `parse`
+/// (with its file and line); an error of `parse` is named with them.
+pub fn read_lists_with<T>(
+    paths: &[PathBuf],
+    parse: &dyn Fn(&str, Origin) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
     let mut out = Vec::new();
     for p in paths {
         let meta = fs::metadata(p).map_err(|e| Error::io("read image list", p, e))?;
@@ -165,16 +178,16 @@ pub fn read_lists(paths: &[PathBuf]) -> Result<Vec<ImageRef>> {
                 });
             }
             for f in files {
-                out.extend(read_list(&f)?);
+                out.extend(read_list(&f, parse)?);
             }
         } else {
-            out.extend(read_list(p)?);
+            out.extend(read_list(p, parse)?);
         }
     }
     Ok(out)
 }
 
-fn read_list(path: &Path) -> Result<Vec<ImageRef>> {
+fn read_list<T>(path: &Path, parse: &dyn Fn(&str, Origin) -> Result<Vec<T>>) -> Result<Vec<T>> {
     let text = fs::read_to_string(path).map_err(|e| Error::io("read image list", path, e))?;
     // Editors on Windows start UTF-8 files with a byte order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
@@ -188,15 +201,15 @@ fn read_list(path: &Path) -> Result<Vec<ImageRef>> {
         if line.is_empty() {
             continue;
         }
-        let mut r = ImageRef::parse(line).map_err(|e| Error::BadList {
+        let origin = Origin {
+            path: path.to_path_buf(),
+            line: i + 1,
+        };
+        let read = parse(line, origin).map_err(|e| Error::BadList {
             message: format!("line {}: {e}", i + 1),
             path: Some(path.to_path_buf()),
         })?;
-        r.origin = Some(Origin {
-            path: path.to_path_buf(),
-            line: i + 1,
-        });
-        out.push(r);
+        out.extend(read);
     }
     Ok(out)
 }

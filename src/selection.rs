@@ -33,6 +33,13 @@ pub struct Request {
     /// it, every blob is looked up while choosing, so that `keep_going` can
     /// leave a broken image out and `--dry-run` can name it.
     pub blobs_checked_on_write: bool,
+    /// Which tags a repository named without one (or the whole tree)
+    /// means: `--tag-regex`, `--semver`.
+    pub tags: crate::tags::TagFilter,
+    /// Each image's referrers travel with it: the manifests of its
+    /// repository whose `subject` is one of its manifests, and its cosign
+    /// tags (`sha256-<hex>.sig`, `.att`, `.sbom`), then theirs.
+    pub referrers: bool,
 }
 
 /// One selected image, closed over everything it needs.
@@ -143,6 +150,9 @@ pub fn select(catalog: &Catalog, req: &Request) -> Result<Selection> {
     };
     if req.refs.is_empty() {
         for (repo, tag, target) in catalog.tags() {
+            if !req.tags.matches(tag) {
+                continue;
+            }
             match target {
                 Ok(d) => push((repo.into(), Some(tag.into()), d.clone())),
                 Err(e) => fail(
@@ -153,10 +163,34 @@ pub fn select(catalog: &Catalog, req: &Request) -> Result<Selection> {
         }
     } else {
         for r in &req.refs {
+            // A repository named without a tag: the tags the filters keep.
+            let every = r.tag.is_none() && r.digest.is_none();
             match expand(catalog, r) {
-                Ok(v) => v.into_iter().for_each(&mut push),
+                Ok(v) => v
+                    .into_iter()
+                    .filter(|t| !every || t.1.as_deref().is_none_or(|tag| req.tags.matches(tag)))
+                    .for_each(&mut push),
                 Err(e) => fail(e, &mut sel)?,
             }
+        }
+    }
+    if req.referrers {
+        // Referrers of referrers too, as deep as indexes may nest.
+        let mut known: HashSet<_> = targets.iter().cloned().collect();
+        let mut frontier = targets.clone();
+        for _ in 0..graph::MAX_DEPTH {
+            let found: Vec<_> = frontier
+                .iter()
+                .flat_map(|(repo, _, d)| referrer_targets(catalog, repo, d))
+                .collect();
+            frontier = found
+                .into_iter()
+                .filter(|t| known.insert(t.clone()))
+                .collect();
+            if frontier.is_empty() {
+                break;
+            }
+            targets.extend(frontier.iter().cloned());
         }
     }
     let resolved: Vec<Result<Image>> = targets
@@ -185,6 +219,55 @@ pub fn select(catalog: &Catalog, req: &Request) -> Result<Selection> {
     }
     sel.images.sort_by_key(|i| i.name());
     Ok(sel)
+}
+
+/// The referrers in `repo` of the image whose top manifest is `top`: of it
+/// and of every manifest below it, the cosign tags (`sha256-<hex>` with
+/// `.sig`, `.att`, `.sbom`, or none: the OCI referrers tag) and the
+/// manifests whose `subject` it is.
+pub fn referrer_targets(
+    catalog: &Catalog,
+    repo: &str,
+    top: &Digest,
+) -> Vec<(String, Option<String>, Digest)> {
+    struct Below<'a> {
+        catalog: &'a Catalog,
+        digests: Vec<Digest>,
+    }
+    impl graph::Visitor for Below<'_> {
+        fn manifest(&mut self, step: &graph::Step) -> Result<Option<Arc<Node>>> {
+            self.digests.push(step.digest.clone());
+            Ok(self.catalog.node(step.digest, &step.what).ok())
+        }
+        fn blob(&mut self, _: &graph::Step, _: &graph::BlobRef) -> Result<()> {
+            Ok(())
+        }
+    }
+    let mut below = Below {
+        catalog,
+        digests: Vec::new(),
+    };
+    // A graph too deep has no referrers found below the limit.
+    let _ = graph::walk(top, &mut below);
+    let Some(r) = catalog.repos.get(repo) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for d in &below.digests {
+        let base = format!("{}-{}", d.algorithm().name(), d.hex());
+        for (tag, target) in &r.tags {
+            let cosign = tag
+                .strip_prefix(&base)
+                .is_some_and(|rest| matches!(rest, "" | ".sig" | ".att" | ".sbom"));
+            if let (true, Ok(t)) = (cosign, target) {
+                out.push((repo.to_string(), Some(tag.clone()), t.clone()));
+            }
+        }
+        for m in catalog.referrers(repo, d) {
+            out.push((repo.to_string(), None, m));
+        }
+    }
+    out
 }
 
 /// The repository a reference names: the first of its
@@ -249,7 +332,8 @@ fn unknown(catalog: &Catalog, r: &ImageRef) -> Error {
     }
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
+/// The edit distance between two names, for "did you mean".
+pub fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -316,6 +400,21 @@ fn resolve_with(
     Ok(img)
 }
 
+/// Whether an index's entry `child` is kept for `platforms` (all when
+/// empty): nested indexes are walked into, image manifests kept when their
+/// platform is one of them.
+pub fn keeps(platforms: &[Platform], child: &Descriptor) -> bool {
+    let is_leaf = child.media_type.is_empty()
+        || !ManifestKind::from_media_type(&child.media_type).is_some_and(|k| k.is_index());
+    if !is_leaf || platforms.is_empty() {
+        return true;
+    }
+    child
+        .platform
+        .as_ref()
+        .is_some_and(|p| platforms.iter().any(|f| f.selects(p)))
+}
+
 /// Closes one image: every kept manifest, every config and layer of the
 /// image manifests, children of an index filtered by platform.
 struct Walk<'a> {
@@ -345,15 +444,7 @@ impl graph::Visitor for Walk<'_> {
     }
 
     fn follow(&mut self, _parent: &graph::Step, child: &Descriptor) -> bool {
-        let is_leaf = child.media_type.is_empty()
-            || !ManifestKind::from_media_type(&child.media_type).is_some_and(|k| k.is_index());
-        if !is_leaf || self.platforms.is_empty() {
-            return true;
-        }
-        child
-            .platform
-            .as_ref()
-            .is_some_and(|p| self.platforms.iter().any(|f| f.selects(p)))
+        keeps(self.platforms, child)
     }
 
     fn blob(&mut self, _step: &graph::Step, blob: &graph::BlobRef) -> Result<()> {

@@ -9,6 +9,7 @@ mod gc;
 mod import;
 mod inspect;
 mod ls;
+mod pull;
 mod push;
 mod verify;
 mod write;
@@ -33,7 +34,7 @@ pub(crate) const ROOT_HELP: &str = "Registry storage: the registry's rootdirecto
     version,
     about = "Work on a Docker Distribution registry's storage folder, offline: list, inspect, extract, select, bundle, push, convert, verify, gc, du",
     long_about = None,
-    after_help = "Examples:\n  regkit ls /var/lib/registry\n  regkit extract /var/lib/registry ./out library/alpine:3.19\n  regkit select /var/lib/registry ./release --list images.list\n  regkit pack /var/lib/registry release.tar --list images.list\n  regkit push /var/lib/registry harbor.local/library --list images.list --creds admin:secret\n  regkit verify /var/lib/registry && regkit gc /var/lib/registry --dry-run\n  regkit du /var/lib/registry --html usage.html\n\nExit codes: 0 ok, 1 failure, 2 usage, 130 interrupted (Ctrl-C, SIGTERM)."
+    after_help = "Examples:\n  regkit ls /var/lib/registry\n  regkit extract /var/lib/registry ./out library/alpine:3.19\n  regkit select /var/lib/registry ./release --list images.list\n  regkit pack /var/lib/registry release.tar --list images.list\n  regkit push /var/lib/registry harbor.local/library --list images.list --creds admin:secret\n  regkit pull calico/cni:v3.16.3 quay.io/coreos/etcd /var/lib/registry\n  regkit verify /var/lib/registry && regkit gc /var/lib/registry --dry-run\n  regkit du /var/lib/registry --html usage.html\n\nExit codes: 0 ok, 1 failure, 2 usage, 130 interrupted (Ctrl-C, SIGTERM)."
 )]
 pub struct Cli {
     /// No progress bar, no summary on success.
@@ -119,6 +120,9 @@ Examples:\n  regkit unpack release-1.0.tar /var/lib/registry\n  regkit unpack - 
     /// Push images straight from storage to a live registry (Harbor, Distribution, ...).
     #[command(after_help = push::AFTER_HELP)]
     Push(Box<push::PushArgs>),
+    /// Pull images from registries straight into a storage tree (Docker Hub, quay.io, Harbor, ...).
+    #[command(after_help = pull::AFTER_HELP)]
+    Pull(Box<pull::PullArgs>),
     /// Export images to an OCI layout (folder or tar) or a docker save archive.
     #[command(after_help = export::AFTER_HELP)]
     Export(export::ExportArgs),
@@ -162,6 +166,15 @@ pub struct SelectArgs {
     /// Do every image that can be done, then report those that failed (exit 1).
     #[arg(long)]
     pub keep_going: bool,
+    /// Of a repository's tags (or every tag), those this regular expression matches (anywhere: anchor with ^...$).
+    #[arg(long, value_name = "RE")]
+    pub tag_regex: Option<String>,
+    /// Of a repository's tags (or every tag), the versions in this range (`>=1.2, <2`, `~1.2`, `^1.2`, `1.x`).
+    #[arg(long, value_name = "RANGE")]
+    pub semver: Option<String>,
+    /// Each image's referrers travel with it: manifests whose subject it is, and its cosign tags.
+    #[arg(long)]
+    pub referrers: bool,
 }
 
 #[derive(Args, Debug)]
@@ -257,6 +270,8 @@ impl SelectArgs {
             skip_missing: self.skip_missing,
             keep_going: self.keep_going,
             blobs_checked_on_write: false,
+            tags: crate::tags::TagFilter::new(self.tag_regex.as_deref(), self.semver.as_deref())?,
+            referrers: self.referrers,
         })
     }
 }
@@ -276,6 +291,7 @@ impl Command {
             | Command::Unpack(_)
             | Command::Diff { .. }
             | Command::Import(_)
+            | Command::Pull(_)
             | Command::Verify(_)
             | Command::Gc(_)
             | Command::Delete(_) => None,
@@ -304,6 +320,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Unpack(args) => bundle::unpack(&args, quiet),
         Command::Diff { old, new, json } => bundle::diff(&old, &new, json),
         Command::Push(args) => push::run(&args, quiet),
+        Command::Pull(args) => pull::run(&args, quiet),
         Command::Export(args) => export::run(&args, quiet),
         Command::Import(args) => import::run(&args, quiet),
         Command::Verify(args) => verify::run(&args, quiet),

@@ -65,25 +65,8 @@ pub struct PushArgs {
     /// Renames: lines of `SOURCE DEST`, each `repo` or `repo:tag`; # comments.
     #[arg(long, value_name = "FILE")]
     pub map: Option<PathBuf>,
-    /// Credentials for DEST.
-    #[arg(long, value_name = "USER:PASS", conflicts_with = "authfile")]
-    pub creds: Option<String>,
-    /// A containers auth.json or docker config.json to read credentials from.
-    #[arg(long, value_name = "FILE")]
-    pub authfile: Option<PathBuf>,
-    /// Verify the registry's certificate (false: accept any, and try http).
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true")]
-    pub tls_verify: bool,
-    /// A folder of *.crt CA files (and a client *.cert/*.key pair) for DEST.
-    #[arg(long, value_name = "DIR")]
-    pub cert_dir: Option<PathBuf>,
-    /// Tries again after a connection error, a stall, a 5xx or a 429, up to N times.
-    #[arg(long, default_value_t = 3, value_name = "N")]
-    pub retries: u32,
-    /// A transfer that moves no byte for this long fails (and is retried): 60s, 2m, 90.
-    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_timeout)]
-    pub timeout: std::time::Duration,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Blobs larger than this are sent in PATCH chunks of this size.
     #[arg(long, default_value = "16MiB", value_name = "SIZE", value_parser = parse_size)]
     pub chunk_size: u64,
@@ -93,6 +76,45 @@ pub struct PushArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How to talk to a registry: credentials, TLS, retries, the stall timeout
+/// (push and pull).
+#[derive(Args, Debug, Clone)]
+pub struct RemoteArgs {
+    /// Credentials for the registry.
+    #[arg(long, value_name = "USER:PASS", conflicts_with = "authfile")]
+    pub creds: Option<String>,
+    /// A containers auth.json or docker config.json to read credentials from.
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Verify the registry's certificate (false: accept any, and try http).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub tls_verify: bool,
+    /// A folder of *.crt CA files (and a client *.cert/*.key pair) for the registry.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Tries again after a connection error, a stall, a 5xx or a 429, up to N times.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub retries: u32,
+    /// A transfer that moves no byte for this long fails (and is retried): 60s, 2m, 90.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+}
+
+impl RemoteArgs {
+    /// The client options, with `creds` and `connections`.
+    pub fn client(&self, creds: Option<Credentials>, connections: usize) -> ClientOptions {
+        ClientOptions {
+            tls_verify: self.tls_verify,
+            cert_dir: self.cert_dir.clone(),
+            creds,
+            retries: self.retries,
+            connections,
+            timeout: self.timeout,
+        }
+    }
 }
 
 /// `60s`, `2m`, `1m30s`, or seconds: `90`.
@@ -137,25 +159,18 @@ pub fn run(args: &PushArgs, quiet: bool) -> Result<ExitCode> {
         None => RepoMap::default(),
     };
     let naming = Naming::new(args.dest.clone(), args.dest_prefix.as_deref(), map)?;
-    let creds = match &args.creds {
+    let creds = match &args.remote.creds {
         Some(c) => Some(Credentials::parse(c)?),
         None if args.dry_run => None,
         None => creds::lookup(
             &args.dest.host,
             &args.dest.namespace,
-            args.authfile.as_deref(),
+            args.remote.authfile.as_deref(),
         )?,
     };
     let opts = PushOptions {
         naming,
-        client: ClientOptions {
-            tls_verify: args.tls_verify,
-            cert_dir: args.cert_dir.clone(),
-            creds,
-            retries: args.retries,
-            connections: args.jobs,
-            timeout: args.timeout,
-        },
+        client: args.remote.client(creds, args.jobs),
         jobs: args.jobs,
         chunk_size: args.chunk_size,
         dry_run: args.dry_run,
@@ -174,8 +189,14 @@ pub fn run(args: &PushArgs, quiet: bool) -> Result<ExitCode> {
     if failures.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    // Images skipped because the registry went away are one line, not one
-    // diagnostic each.
+    let total = outcome.jobs.len() + outcome.failures.len() + outcome.selection.failures.len();
+    print_failures(&failures, total, "pushed");
+    Ok(ExitCode::from(1))
+}
+
+/// Prints the failures of a run over `total` images: one diagnostic each,
+/// but the images not tried because the registry went away in one line.
+pub fn print_failures(failures: &[&Error], total: usize, verb: &str) {
     let (skipped, failed): (Vec<&Error>, Vec<&Error>) = failures
         .iter()
         .partition(|e| matches!(e.root(), Error::Remote(RemoteError::NotTried { .. })));
@@ -185,19 +206,17 @@ pub fn run(args: &PushArgs, quiet: bool) -> Result<ExitCode> {
     if let Some(first) = skipped.first() {
         let names: Vec<&str> = skipped.iter().filter_map(|e| e.image()).take(3).collect();
         eprintln!(
-            "error: {} more image(s) not pushed ({}{}): {}\n   = help: run the same command again once the registry answers: what is already there is skipped",
+            "error: {} more image(s) not {verb} ({}{}): {}\n   = help: run the same command again once the registry answers: what is already there is skipped",
             skipped.len(),
             names.join(", "),
             if skipped.len() > names.len() { ", ..." } else { "" },
             first.root(),
         );
     }
-    let total = outcome.jobs.len() + outcome.failures.len() + outcome.selection.failures.len();
     print_error(&Error::SomeFailed {
         failed: failures.len(),
         total,
     });
-    Ok(ExitCode::from(1))
 }
 
 fn sum(o: &PushOutcome, f: impl Fn(&ImageReport) -> usize) -> usize {
@@ -288,8 +307,9 @@ struct Totals {
     bytes_sent: u64,
 }
 
+/// A failure, for `--json`.
 #[derive(Serialize)]
-struct JsonFailure {
+pub struct JsonFailure {
     image: Option<String>,
     error: String,
     diagnostic: String,
@@ -308,7 +328,7 @@ struct JsonOutcome<'a> {
     skipped: Vec<JsonFailure>,
 }
 
-fn json_failure(e: &Error) -> JsonFailure {
+pub fn json_failure(e: &Error) -> JsonFailure {
     JsonFailure {
         image: e.image().map(str::to_string),
         error: e.root().to_string(),

@@ -12,6 +12,7 @@ pub mod import;
 pub mod inspect;
 pub mod ls;
 pub mod pack;
+pub mod pull;
 pub mod push;
 pub mod select;
 pub mod unpack;
@@ -67,6 +68,8 @@ pub fn open_and_select(root: &Path, req: &Request) -> Result<(Store, Selection)>
         let repos = req.refs.iter().flat_map(|r| r.candidates()).collect();
         let opts = WalkOptions {
             repos: Some(repos),
+            // Referrers are found among every revision's manifests.
+            revisions: req.referrers,
             ..WalkOptions::default()
         };
         let catalog = Catalog::load(&store, opts)?;
@@ -79,7 +82,11 @@ pub fn open_and_select(root: &Path, req: &Request) -> Result<(Store, Selection)>
             _ => {}
         }
     }
-    let catalog = Catalog::load(&store, WalkOptions::default())?;
+    let opts = WalkOptions {
+        revisions: req.referrers,
+        ..WalkOptions::default()
+    };
+    let catalog = Catalog::load(&store, opts)?;
     let sel = selection::select(&catalog, req)?;
     Ok((store, sel))
 }

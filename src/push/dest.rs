@@ -142,7 +142,8 @@ impl RepoMap {
         Ok(map)
     }
 
-    fn apply(&self, repo: &str, tag: Option<&str>) -> (String, Option<String>) {
+    /// The name and tag `repo[:tag]` is renamed to.
+    pub fn apply(&self, repo: &str, tag: Option<&str>) -> (String, Option<String>) {
         if let Some(t) = tag {
             if let Some((r, nt)) = self.tags.get(&(repo.to_string(), t.to_string())) {
                 return (r.clone(), Some(nt.clone().unwrap_or_else(|| t.to_string())));

@@ -7,13 +7,14 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::claims::Claims;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::media;
 use crate::progress::Progress;
-use crate::push::claims::Claims;
 use crate::push::plan::Job;
 use crate::push::upload::{stored_as, Blobs, Fate, Uploader};
+use crate::remote::api;
 use crate::remote::auth::Scope;
 use crate::remote::client::{Body, Client};
 use crate::remote::error::RemoteError;
@@ -47,15 +48,6 @@ pub struct ImageReport {
     /// Bytes of the blobs and manifests sent.
     pub bytes_sent: u64,
 }
-
-const ACCEPT: &str = concat!(
-    "application/vnd.oci.image.manifest.v1+json, ",
-    "application/vnd.oci.image.index.v1+json, ",
-    "application/vnd.docker.distribution.manifest.v2+json, ",
-    "application/vnd.docker.distribution.manifest.list.v2+json, ",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws, ",
-    "application/vnd.docker.distribution.manifest.v1+json"
-);
 
 /// Pushes one image.
 pub fn push(ctx: &Context, job: &Job) -> Result<ImageReport> {
@@ -145,18 +137,8 @@ fn foreign(e: Error, job: &Job) -> Error {
 
 /// HEAD /v2/<repo>/manifests/<reference>: the digest there, if any.
 fn head_manifest(ctx: &Context, repo: &str, reference: &str) -> Result<Option<Digest>> {
-    let url = ctx.client.url(&format!("/v2/{repo}/manifests/{reference}"));
-    let scope = Scope::push(repo);
-    let r = ctx
-        .client
-        .send("HEAD", &url, &scope, &[("accept", ACCEPT)], Body::Empty)?;
-    match r.status {
-        200 => Ok(r
-            .header("docker-content-digest")
-            .and_then(|d| Digest::parse(d).ok())),
-        404 => Ok(None),
-        _ => Err(ctx.client.unexpected("HEAD", &url, &scope, &r)),
-    }
+    let head = api::head_manifest(ctx.client, repo, reference, &Scope::push(repo))?;
+    Ok(head.and_then(|h| h.digest))
 }
 
 /// PUT /v2/<repo>/manifests/<reference> with the stored bytes.

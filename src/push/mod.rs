@@ -8,7 +8,6 @@
 //! - [`image`]: one image: blobs, manifests children first, then the tag.
 //! - [`harbor`]: "create the project" instead of "denied".
 
-pub mod claims;
 pub mod dest;
 pub mod harbor;
 pub mod image;

@@ -6,11 +6,11 @@
 use std::io::{self, Read};
 use std::path::PathBuf;
 
+use crate::claims::Claims;
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::paths::Spec;
 use crate::progress::Progress;
-use crate::push::claims::Claims;
 use crate::remote::auth::{encode, Scope};
 use crate::remote::client::{Body, Client, Reply};
 use crate::remote::error::RemoteError;

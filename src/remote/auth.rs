@@ -88,6 +88,8 @@ pub enum Access {
     Pull,
     /// Reads and writes.
     Push,
+    /// Lists the registry's repositories (`registry:catalog:*`).
+    Catalog,
 }
 
 impl Access {
@@ -96,6 +98,7 @@ impl Access {
         match self {
             Access::Pull => "pull",
             Access::Push => "pull,push",
+            Access::Catalog => "*",
         }
     }
 
@@ -104,6 +107,7 @@ impl Access {
         match self {
             Access::Pull => "pull from",
             Access::Push => "push to",
+            Access::Catalog => "list",
         }
     }
 }
@@ -134,6 +138,15 @@ impl Scope {
         }
     }
 
+    /// Listing the repositories (`/v2/_catalog`).
+    pub fn catalog() -> Scope {
+        Scope {
+            repo: "_catalog".into(),
+            access: Access::Catalog,
+            from: None,
+        }
+    }
+
     pub fn mount(repo: &str, from: &str) -> Scope {
         Scope {
             repo: repo.into(),
@@ -145,6 +158,9 @@ impl Scope {
     /// The token scopes: `repository:<repo>:pull` or `...:pull,push` (and
     /// `repository:<from>:pull`).
     pub fn strings(&self) -> Vec<String> {
+        if self.access == Access::Catalog {
+            return vec!["registry:catalog:*".into()];
+        }
         let mut v = vec![format!(
             "repository:{}:{}",
             self.repo,
@@ -474,6 +490,7 @@ mod tests {
         );
         assert_eq!(Scope::mount("p/a", "p/a").strings().len(), 1);
         assert_eq!(Scope::pull("p/a").strings(), ["repository:p/a:pull"]);
+        assert_eq!(Scope::catalog().strings(), ["registry:catalog:*"]);
         assert_eq!(Scope::push("p/a").project().as_deref(), Some("p"));
         assert_eq!(Scope::push("a").project(), None);
         assert_eq!(

@@ -310,6 +310,11 @@ pub struct Client {
     down: AtomicBool,
     /// Request body bytes put on the wire, every try counted.
     sent: AtomicU64,
+    /// Bytes of reply bodies read as streams (blobs).
+    received: AtomicU64,
+    /// The last rate limit the registry named (Docker Hub's
+    /// `RateLimit-Remaining`).
+    rate_limit: std::sync::Mutex<Option<crate::remote::api::RateLimit>>,
     /// Shuts the agent's connections down on Ctrl-C.
     _watch: interrupt::Watch,
 }
@@ -343,6 +348,8 @@ impl Client {
             timeout: opts.timeout,
             down: AtomicBool::new(false),
             sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            rate_limit: std::sync::Mutex::new(None),
             _watch: watch,
         };
         let mut first_err: Option<Error> = None;
@@ -420,6 +427,45 @@ impl Client {
     /// more, or the registry answered), a buffered body's once answered.
     pub fn bytes_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Counts bytes of a reply body read as a stream.
+    pub fn add_received(&self, n: u64) {
+        self.received.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reply body bytes read as streams so far (blobs downloaded, every try
+    /// counted).
+    pub fn bytes_received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Notes the rate limit a reply names (Docker Hub's on manifest HEADs
+    /// and GETs).
+    pub fn note_rate_limit(&self, r: &Reply) {
+        if let Some(l) = crate::remote::api::RateLimit::of(r) {
+            *self.rate_limit.lock().expect("not poisoned") = Some(l);
+        }
+    }
+
+    /// The last rate limit the registry named, if any.
+    pub fn rate_limit(&self) -> Option<crate::remote::api::RateLimit> {
+        *self.rate_limit.lock().expect("not poisoned")
+    }
+
+    /// Fails when the registry said its rate limit is used up: the GETs
+    /// that follow would be refused (Docker Hub counts manifest GETs, not
+    /// HEADs).
+    pub fn check_rate_limit(&self) -> Result<()> {
+        match self.rate_limit() {
+            Some(l) if l.remaining == 0 => Err(RemoteError::RateLimited {
+                host: self.host.clone(),
+                limit: l.limit,
+                window_seconds: l.window_seconds,
+            }
+            .into_error()),
+            _ => Ok(()),
+        }
     }
 
     /// Sends an authorized request for `scope` and reads its (small) reply.

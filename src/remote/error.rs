@@ -65,6 +65,31 @@ pub enum RemoteError {
     #[error("{url}: {message}")]
     Protocol { url: String, message: String },
 
+    /// A repository, tag or manifest the registry does not have.
+    #[error("{}{what} `{name}` is not on {host}", origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default())]
+    NotFound {
+        /// `repository`, `tag`, `manifest`.
+        what: &'static str,
+        name: String,
+        host: String,
+        /// What it has instead, nearest first (tags of the repository).
+        nearest: Vec<String>,
+        /// The list line that named it.
+        origin: Option<crate::reference::Origin>,
+    },
+
+    /// The registry's pull rate limit is used up (Docker Hub's
+    /// `RateLimit-Remaining: 0`).
+    #[error(
+        "{host}'s pull rate limit is used up (RateLimit-Remaining: 0{})",
+        rate_part(limit, window_seconds)
+    )]
+    RateLimited {
+        host: String,
+        limit: Option<u64>,
+        window_seconds: Option<u64>,
+    },
+
     /// The destination stopped answering earlier in this run; this image
     /// was not tried.
     #[error("skipped: {host} stopped answering earlier in this run")]
@@ -77,6 +102,17 @@ fn seconds(d: &Duration) -> String {
         format!("{s:.0}")
     } else {
         format!("{s:.1}")
+    }
+}
+
+fn rate_part(limit: &Option<u64>, window: &Option<u64>) -> String {
+    match (limit, window) {
+        (Some(l), Some(w)) => format!(
+            " of {l} per {} h",
+            (*w as f64 / 3600.0 * 10.0).round() / 10.0
+        ),
+        (Some(l), None) => format!(" of {l}"),
+        _ => String::new(),
     }
 }
 
@@ -161,6 +197,11 @@ impl RemoteError {
             RemoteError::ProjectMissing { project, .. } => format!(
                 "create the project `{project}` in Harbor first (Projects → New Project), or push into an existing one with --dest-prefix PROJECT/ or --map"
             ),
+            RemoteError::NotFound { nearest, .. } if !nearest.is_empty() => {
+                format!("did you mean: {}", nearest.join(", "))
+            }
+            RemoteError::NotFound { what: "repository", .. } => "check the name (Docker Hub's official images are library/NAME); `--from HOST/NAMESPACE` names images below a namespace".into(),
+            RemoteError::RateLimited { .. } => "manifest GETs count against the limit (HEADs do not, so a rerun with nothing new costs none); log in with --creds or --authfile for an account's higher limit, or run again once the window has passed: what is already pulled is skipped".into(),
             RemoteError::NotTried { .. } => "run again once the registry answers: what is already there is skipped".into(),
             RemoteError::Status { status, .. } if *status >= 500 => {
                 "the registry failed; its log says why. Run again to resume".into()

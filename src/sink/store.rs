@@ -4,7 +4,7 @@
 //!
 //! Everything that already exists is checked first (a file that differs is
 //! an error naming both, and nothing is written); then blobs go in, then the
-//! revision and `_layers` links that reach them, then tags, each tag whole
+//! `_layers` and then the revision links that reach them, then tags, each tag whole
 //! (see [`Store::put_tag`]). A registry serving the tree meanwhile never sees
 //! a link to a missing blob or a tag without its `current` link, and a run
 //! stopped at any point leaves a tree that a rerun completes.
@@ -98,13 +98,58 @@ fn link_spec(p: &Parsed) -> Spec<'_> {
     }
 }
 
+/// Where the blobs of a plan (its [`Source::Blob`] entries) come from: a
+/// tree (`select`), or a registry over HTTP (`pull`).
+pub trait Blobs: Sync {
+    /// Whether `dst` has the blob `d` of `entry` already (an error if it
+    /// holds other bytes).
+    fn present(&self, dst: &Store, d: &Digest, entry: &FileEntry) -> Result<bool>;
+    /// Puts the blob `d` into `dst`, checked against its digest where its
+    /// bytes are copied. `Ok(None)`: it was there.
+    fn put(&self, dst: &Store, d: &Digest) -> Result<Option<crate::store::Method>>;
+}
+
+impl Blobs for Store {
+    fn present(&self, dst: &Store, d: &Digest, entry: &FileEntry) -> Result<bool> {
+        blob_present(self.blob_local_path(d), dst, d, entry)
+    }
+
+    fn put(&self, dst: &Store, d: &Digest) -> Result<Option<crate::store::Method>> {
+        dst.copy_blob_from(self, d)
+    }
+}
+
+/// How a merge treats what the tree has.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MergeOptions {
+    /// A tag that names another digest is moved to the new one (its index
+    /// keeps the old entry), as the registry does when a tag is pushed
+    /// again; otherwise it is a conflict.
+    pub move_tags: bool,
+    /// In a bucket, each file is looked up by itself rather than by one
+    /// listing of the whole tree: for many small merges (`pull` merges each
+    /// image on its own), where a listing each would cost more than it saves.
+    pub no_listing: bool,
+}
+
 /// Adds `plan` (paths from `docker/registry/v2/`) to the tree of `dst`;
 /// blobs come from `src` (or the local files an import names).
 pub fn merge(plan: &Plan, src: &Store, dst: &Store, progress: &Progress) -> Result<Report> {
+    merge_from(plan, src, dst, progress, MergeOptions::default())
+}
+
+/// [`merge`], with blobs from any source.
+pub fn merge_from(
+    plan: &Plan,
+    src: &dyn Blobs,
+    dst: &Store,
+    progress: &Progress,
+    opts: MergeOptions,
+) -> Result<Report> {
     let t = typed(plan)?;
     // In a bucket, one listing says what exists (a request per 1000 files,
     // not one per file).
-    let listed = match dst.s3() {
+    let listed = match dst.s3().filter(|_| !opts.no_listing) {
         Some(b) => Some(
             b.files()
                 .map_err(|e| Error::io("list folder", dst.display(&Spec::RepositoriesRoot), e))?,
@@ -131,7 +176,11 @@ pub fn merge(plan: &Plan, src: &Store, dst: &Store, progress: &Progress) -> Resu
                     existing: format!("{size} bytes, not {}", e.size),
                     wanted: describe(&e.source),
                 }),
-                None => blob_present(src, dst, d, e),
+                None => match &e.source {
+                    Source::Blob(_) => src.present(dst, d, e),
+                    Source::File { path, .. } => blob_present(Some(path.clone()), dst, d, e),
+                    Source::Bytes(_) => blob_present(None, dst, d, e),
+                },
             },
         )
         .collect::<Result<_>>()?;
@@ -154,7 +203,11 @@ pub fn merge(plan: &Plan, src: &Store, dst: &Store, progress: &Progress) -> Resu
                 Error::invalid(format!("tag {}:{} has no current link", key.0, key.1))
             })?;
             let spec = Spec::TagCurrentLink(&key.0, &key.1);
-            let present = !absent(&spec) && link_present(dst, &spec, current)?;
+            let present = !absent(&spec)
+                && match link_present(dst, &spec, current) {
+                    Err(Error::Conflict { .. }) if opts.move_tags => false,
+                    r => r?,
+                };
             Ok((key, current, index, present))
         })
         .collect::<Result<_>>()?;
@@ -183,7 +236,7 @@ pub fn merge(plan: &Plan, src: &Store, dst: &Store, progress: &Progress) -> Resu
     todo_blobs.par_iter().try_for_each(|(d, entry)| {
         interrupt::check()?;
         let put = match &entry.source {
-            Source::Blob(_) => dst.copy_blob_from(src, d)?,
+            Source::Blob(_) => src.put(dst, d)?,
             Source::File { path, digest } => dst.put_blob(d, Body::File { path, digest }, path)?,
             Source::Bytes(b) => {
                 let mut r = &b[..];
@@ -207,14 +260,21 @@ pub fn merge(plan: &Plan, src: &Store, dst: &Store, progress: &Progress) -> Resu
         .filter(|x| !x.1)
         .map(|x| x.0)
         .collect();
-    todo_links.par_iter().try_for_each(|(p, d)| {
-        interrupt::check()?;
-        if dst.put_link(&link_spec(p), d, false)? == LinkPut::Written {
-            placer.record(crate::store::Method::Written);
-        }
-        progress.inc(1);
-        Ok::<_, Error>(())
-    })?;
+    // `_layers` links before revision links: a manifest servable by digest
+    // has its blobs servable too.
+    let (layers, revisions): (Vec<_>, Vec<_>) = todo_links
+        .into_iter()
+        .partition(|(p, _)| matches!(p, Parsed::LayerLink { .. }));
+    for links in [layers, revisions] {
+        links.par_iter().try_for_each(|(p, d)| {
+            interrupt::check()?;
+            if dst.put_link(&link_spec(p), d, false)? == LinkPut::Written {
+                placer.record(crate::store::Method::Written);
+            }
+            progress.inc(1);
+            Ok::<_, Error>(())
+        })?;
+    }
     for d in &t.dirs {
         dst.create_dir(&DirSpec(d).spec())?;
     }
@@ -222,7 +282,7 @@ pub fn merge(plan: &Plan, src: &Store, dst: &Store, progress: &Progress) -> Resu
         .filter(|t| !t.3)
         .try_for_each(|((repo, tag), current, index, _)| {
             interrupt::check()?;
-            dst.put_tag(repo, tag, current, index, false)?;
+            dst.put_tag(repo, tag, current, index, opts.move_tags)?;
             for _ in 0..=index.len() {
                 placer.record(crate::store::Method::Written);
             }
@@ -253,7 +313,14 @@ impl DirSpec<'_> {
 }
 
 /// Whether `dst` has the blob already (an error if it holds other bytes).
-fn blob_present(src: &Store, dst: &Store, d: &Digest, entry: &FileEntry) -> Result<bool> {
+/// `from` is the source's local file of it, if it has one (a file that is
+/// the tree's own is present without a read).
+pub fn blob_present(
+    from: Option<std::path::PathBuf>,
+    dst: &Store,
+    d: &Digest,
+    entry: &FileEntry,
+) -> Result<bool> {
     let Some(size) = dst.blob_size(d)? else {
         return Ok(false);
     };
@@ -262,10 +329,6 @@ fn blob_present(src: &Store, dst: &Store, d: &Digest, entry: &FileEntry) -> Resu
         path: path.clone(),
         existing,
         wanted: describe(&entry.source),
-    };
-    let from = match &entry.source {
-        Source::File { path, .. } => Some(path.clone()),
-        _ => src.blob_local_path(d),
     };
     if let (Some(a), Some(b)) = (from, dst.blob_local_path(d)) {
         if same_file(&a, &b) {

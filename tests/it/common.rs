@@ -821,3 +821,46 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// `scripts/fixture.py generate bench --tags N OUT`: a tree as the real
+/// registry writes it after pushing N generated tags.
+pub fn generate_bench(out: &Path, tags: usize) {
+    let script = repo_dir().join("scripts/fixture.py");
+    let tags = tags.to_string();
+    let r = run_cmd(
+        "python3",
+        &[
+            script.to_str().unwrap(),
+            "generate",
+            "bench",
+            "--tags",
+            &tags,
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// Waits until a tag's `current` link exists in the tree at `root` (a
+/// registry's storage or a pulled ROOT); fails after two minutes.
+pub fn wait_for_a_tag(root: &Path) {
+    let repos = root.join("docker/registry/v2/repositories");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let tagged = walkdir::WalkDir::new(&repos)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .any(|e| {
+                e.file_name() == "link" && e.path().parent().is_some_and(|p| p.ends_with("current"))
+            });
+        if tagged {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no tag ever landed in {}",
+            root.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

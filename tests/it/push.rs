@@ -3,8 +3,8 @@
 //! middle of a push, and a proxy in front of it that answers 503 and 429,
 //! changes digests or stalls. Every result is read back with skopeo or GETs.
 
-mod issuer;
-mod proxy;
+pub mod issuer;
+pub mod proxy;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -166,7 +166,7 @@ fn push_without_auth_sends_every_image_exactly_then_nothing() {
 
 /// A CA and a server certificate for 127.0.0.1 signed by it: (folder with
 /// only `ca.crt`, server cert, server key).
-fn make_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+pub fn make_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let certs = dir.join("certs.d");
     fs::create_dir_all(&certs).unwrap();
     let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
@@ -232,7 +232,7 @@ fn make_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (certs, dir.join("server.crt"), dir.join("server.key"))
 }
 
-fn auth_json(host: &str, user: &str, pass: &str) -> String {
+pub fn auth_json(host: &str, user: &str, pass: &str) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
     format!(r#"{{"auths": {{"{host}": {{"auth": "{b64}"}}}}}}"#)
 }
@@ -498,19 +498,7 @@ fn push_with_bearer_tokens_from_a_token_issuer() {
 fn push_resumes_after_the_destination_dies_midway() {
     let t = tempdir();
     let src = t.path().join("src");
-    let script = repo_dir().join("scripts/fixture.py");
-    let r = run_cmd(
-        "python3",
-        &[
-            script.to_str().unwrap(),
-            "generate",
-            "bench",
-            "--tags",
-            "120",
-            src.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    generate_bench(&src, 120);
     let sidecar: Value =
         serde_json::from_slice(&fs::read(t.path().join("src.json")).unwrap()).unwrap();
     let dst = t.path().join("dst");
@@ -533,21 +521,7 @@ fn push_resumes_after_the_destination_dies_midway() {
         .spawn()
         .unwrap();
     // Kill the registry as soon as the first tag has landed.
-    let repos = dst.join("docker/registry/v2/repositories");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let tagged = walkdir::WalkDir::new(&repos)
-            .into_iter()
-            .filter_map(|e| e.ok())
-            .any(|e| {
-                e.file_name() == "link" && e.path().parent().is_some_and(|p| p.ends_with("current"))
-            });
-        if tagged {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no tag was ever pushed");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_a_tag(&dst);
     reg.kill();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -632,7 +606,7 @@ const DEEP: &str = "a/b/c/deep:1.0";
 
 /// A rule answering the first request `method path*` with `act`, and
 /// passing everything else on.
-fn first(
+pub fn first(
     method: &'static str,
     path_has: &'static str,
     act: impl Fn() -> Act + Send + Sync + 'static,
@@ -647,7 +621,7 @@ fn first(
     }
 }
 
-fn answer(status: u16, headers: &[(&str, &str)]) -> Act {
+pub fn answer(status: u16, headers: &[(&str, &str)]) -> Act {
     Act::Answer {
         status,
         headers: headers

@@ -732,3 +732,38 @@ fn push_from_a_bucket_sends_every_image_to_a_live_registry() {
     }
     assert!(checked >= 30);
 }
+
+#[test]
+fn pull_into_s3_writes_the_keys_select_writes_and_the_registry_serves_them() {
+    let f = sample();
+    let t = tempdir();
+    let up_root = t.path().join("up");
+    copy_tree(&f.root, &up_root);
+    let up = Registry::start(&up_root);
+    let from = format!("http://{}", up.host());
+    let b = moto().bucket("pull-into");
+    let j = regkit_s3(&["pull", &format!("s3://{b}/reg"), "--from", &from, "--json"])
+        .ok()
+        .json();
+    assert_eq!(j["totals"]["pulled"], 40, "{}", j["totals"]);
+    // The keys are the files select writes on disk.
+    let disk = t.path().join("disk");
+    regkit(["-q", "select", s(&up_root), s(&disk)]).ok();
+    let got: BTreeSet<(String, u64)> = moto()
+        .keys(&b, "reg/docker/registry/v2/")
+        .into_iter()
+        .map(|(k, n)| {
+            let rel = k.strip_prefix("reg/docker/registry/v2/").unwrap();
+            (rel.to_string(), n)
+        })
+        .collect();
+    assert_eq!(got, tree_files(&disk));
+    let reg = S3Registry::start(&b, "reg");
+    assert_registry_serves(&reg, f);
+    // Again: every tag is there, nothing is downloaded.
+    let j = regkit_s3(&["pull", &format!("s3://{b}/reg"), "--from", &from, "--json"])
+        .ok()
+        .json();
+    assert_eq!(j["totals"]["up_to_date"], 40);
+    assert_eq!(j["totals"]["bytes_downloaded"], 0);
+}

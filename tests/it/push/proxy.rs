@@ -19,8 +19,17 @@ pub enum Act {
         status: u16,
         headers: Vec<(String, String)>,
     },
-    /// Passes it on, and replaces this header in the registry's answer.
+    /// Passes it on, and replaces this header in the registry's answer
+    /// (adds it when the answer has none).
     Rewrite { header: String, value: String },
+    /// Answers it itself with this body.
+    Reply {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// Passes it on, and flips the last byte of the registry's answer.
+    Corrupt,
     /// Reads it whole and never answers.
     Stall,
 }
@@ -165,6 +174,30 @@ fn serve(conn: TcpStream, upstream: u16, rule: &Rule, log: &Mutex<Vec<Seen>>) {
             Act::Rewrite { header, value } => {
                 forward(&req, upstream, Some((&header, &value)), &mut seen)
             }
+            Act::Corrupt => {
+                let mut bytes = forward(&req, upstream, None, &mut seen);
+                if let Some(last) = bytes.last_mut() {
+                    *last ^= 0x20;
+                }
+                bytes
+            }
+            Act::Reply {
+                status,
+                headers,
+                body,
+            } => {
+                let mut head = format!("HTTP/1.1 {status} Proxy Says So\r\n");
+                for (k, v) in headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+                seen.status = status;
+                let mut bytes = head.into_bytes();
+                if req.method != "HEAD" {
+                    bytes.extend_from_slice(&body);
+                }
+                bytes
+            }
         };
         log.lock().unwrap().push(seen);
         if out.write_all(&reply).is_err() {
@@ -209,6 +242,7 @@ fn forward(
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let mut out = format!("{status_line}\r\n");
+    let mut rewritten = false;
     for l in lines {
         let name = l
             .split(':')
@@ -224,10 +258,14 @@ fn forward(
         }
         if let Some((h, v)) = rewrite.filter(|(h, _)| h.eq_ignore_ascii_case(&name)) {
             out.push_str(&format!("{h}: {v}\r\n"));
+            rewritten = true;
             continue;
         }
         out.push_str(l);
         out.push_str("\r\n");
+    }
+    if let Some((h, v)) = rewrite.filter(|_| !rewritten) {
+        out.push_str(&format!("{h}: {v}\r\n"));
     }
     if req.method != "HEAD" {
         out.push_str(&format!("Content-Length: {}\r\n", body.len()));
