@@ -11,6 +11,7 @@ mod locate;
 #[cfg(test)]
 pub mod memory;
 pub mod s3;
+pub mod tar;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -35,6 +36,14 @@ fn s3_parallelism() -> usize {
 /// Manifests larger than this are refused, as distribution refuses them.
 pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
 
+/// Bytes `[offset, offset + len)` of an open local file.
+#[derive(Debug, Clone)]
+pub struct Extent {
+    pub file: Arc<std::fs::File>,
+    pub offset: u64,
+    pub len: u64,
+}
+
 /// One entry of a listed folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
@@ -57,6 +66,14 @@ pub trait Backend: Send + Sync {
     fn local_path(&self, rel: &Path) -> Option<PathBuf>;
     /// How to name `rel` in messages.
     fn display(&self, rel: &Path) -> PathBuf;
+    /// Where a file's bytes lie on this machine: a range of an open local
+    /// file (the whole of a tree's file, a member of a tar), so a server
+    /// can send them from the file itself. `Unsupported` for backends that
+    /// have no local files (object stores: use `open`).
+    fn extent(&self, rel: &Path) -> io::Result<Extent> {
+        let _ = rel;
+        Err(io::Error::new(io::ErrorKind::Unsupported, "no local file"))
+    }
     /// Opens files of one folder in turn (`names` relative to `dir`) and
     /// hands each to `f` with its index. A local backend opens the folder
     /// once, so each file costs a short path walk.
@@ -213,10 +230,19 @@ pub struct Store {
 
 impl Store {
     /// Opens the tree at `path`, which may be the registry's root directory
-    /// (holding `docker/registry/v2`), the `v2` folder itself, or a parent
+    /// (holding `docker/registry/v2`), the `v2` folder itself, a parent
     /// of the root directory up to three levels up, when exactly one tree
-    /// lies below it.
+    /// lies below it, or a bundle: a tar (gzip, zstd) holding a tree,
+    /// recognised by content ([`tar::TarBackend`]).
     pub fn open(path: &Path) -> Result<Store> {
+        if tar::is_archive(path) {
+            let backend = tar::TarBackend::open(path)?;
+            return Ok(Store {
+                v2: backend.v2(),
+                backend,
+                s3: None,
+            });
+        }
         match s3::config::target(path, &s3::config::Env::current())? {
             s3::config::Target::S3(settings) => Store::open_s3(&settings),
             s3::config::Target::Local(root) => {
