@@ -9,6 +9,7 @@ mod import;
 mod inspect;
 mod ls;
 mod push;
+mod serve;
 mod verify;
 mod write;
 
@@ -24,7 +25,7 @@ use crate::selection::Request;
 
 pub use diagnostic::print_error;
 
-pub(crate) const ROOT_HELP: &str = "Registry storage: the registry's rootdirectory (holding docker/registry/v2), the v2 folder, or a parent";
+pub(crate) const ROOT_HELP: &str = "Registry storage: the registry's rootdirectory (holding docker/registry/v2), the v2 folder, a parent, or a bundle (.tar, .tar.gz, .tar.zst; recognised by content)";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -139,6 +140,9 @@ Examples:\n  regkit unpack release-1.0.tar /var/lib/registry\n  regkit unpack - 
         after_help = "A tag delete removes the tag's folder, as the registry does. --manifest (or a\nname@sha256:<hex> reference) also removes the manifest's revision link and every\ntag naming it, as DELETE /v2/<name>/manifests/<digest> does. Blobs stay until\n`regkit gc`.\n\nExamples:\n  regkit delete /var/lib/registry team/app:v1\n  regkit delete /var/lib/registry team/app:v1 --manifest --dry-run\n  regkit delete /var/lib/registry team/app@sha256:3f5e... && regkit gc /var/lib/registry"
     )]
     Delete(delete::DeleteArgs),
+    /// Serve ROOT (a tree or a bundle) as a read-only registry for pulls.
+    #[command(after_help = serve::AFTER_HELP)]
+    Serve(serve::ServeArgs),
 }
 
 /// Which images: names and lists in the seed format.
@@ -273,7 +277,8 @@ impl Command {
             | Command::Import(_)
             | Command::Verify(_)
             | Command::Gc(_)
-            | Command::Delete(_) => None,
+            | Command::Delete(_)
+            | Command::Serve(_) => None,
         }
     }
 }
@@ -304,6 +309,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify::run(&args, quiet),
         Command::Gc(args) => gc::run(&args, quiet),
         Command::Delete(args) => delete::run(&args, quiet),
+        Command::Serve(args) => serve::run(&args, quiet),
     };
     match result {
         Ok(code) => code,

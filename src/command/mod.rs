@@ -13,6 +13,7 @@ pub mod ls;
 pub mod pack;
 pub mod push;
 pub mod select;
+pub mod serve;
 pub mod unpack;
 pub mod verify;
 
