@@ -20,6 +20,7 @@ mod overlap;
 mod push;
 mod s3;
 mod select;
+mod serve;
 mod special;
 mod stdout;
 mod unpack_safety;

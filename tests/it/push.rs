@@ -166,7 +166,7 @@ fn push_without_auth_sends_every_image_exactly_then_nothing() {
 
 /// A CA and a server certificate for 127.0.0.1 signed by it: (folder with
 /// only `ca.crt`, server cert, server key).
-fn make_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+pub fn make_tls(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let certs = dir.join("certs.d");
     fs::create_dir_all(&certs).unwrap();
     let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
