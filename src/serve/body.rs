@@ -14,9 +14,7 @@
 //! is sent only once the digest matched: a damaged blob's body ends short
 //! of its `Content-Length` with an error, so no client takes it for good.
 
-use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -29,7 +27,7 @@ use tokio::sync::mpsc;
 use super::api::{Checked, Registry};
 use crate::digest::{Digest, Hasher};
 use crate::paths::Spec;
-use crate::store::Store;
+use crate::store::{Extent, Store};
 
 const CHUNK: usize = 256 << 10;
 
@@ -42,8 +40,8 @@ pub struct Source {
 
 #[derive(Clone)]
 enum From {
-    /// Bytes `[offset, offset + len)` of an open file.
-    File { file: Arc<File>, offset: u64 },
+    /// A range of an open local file.
+    File(Extent),
     /// A store without local files: opened for each read.
     Store(Store, Digest),
 }
@@ -54,10 +52,7 @@ impl Source {
         match store.backend().extent(&rel) {
             Ok(e) => Ok(Source {
                 len: e.len,
-                from: From::File {
-                    file: e.file,
-                    offset: e.offset,
-                },
+                from: From::File(e),
             }),
             Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(Source {
                 len: store.backend().size(&rel)?,
@@ -70,41 +65,13 @@ impl Source {
     /// A reader over bytes `[start, start + len)` of the blob.
     fn reader(&self, start: u64, len: u64) -> io::Result<Box<dyn Read + Send>> {
         match &self.from {
-            From::File { file, offset } => Ok(Box::new(Pread {
-                file: file.clone(),
-                pos: offset + start,
-                end: offset + start + len,
-            })),
+            From::File(e) => Ok(Box::new(e.reader(start, len))),
             From::Store(store, digest) => {
                 let mut r = store.backend().open(&Spec::BlobData(digest).path())?;
                 io::copy(&mut (&mut r).take(start), &mut io::sink())?;
                 Ok(Box::new(r.take(len)))
             }
         }
-    }
-}
-
-struct Pread {
-    file: Arc<File>,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for Pread {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let room = (self.end - self.pos).min(buf.len() as u64) as usize;
-        if room == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..room], self.pos)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the blob's file is shorter than it was",
-            ));
-        }
-        self.pos += n as u64;
-        Ok(n)
     }
 }
 

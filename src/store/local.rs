@@ -174,10 +174,13 @@ fn open_beneath<Fd: std::os::fd::AsFd>(dir: &Fd, rel: &Path) -> io::Result<fs::F
     use nix::fcntl::{OpenHow, ResolveFlag};
     // Non-blocking: a FIFO put where a blob belongs must not hang the open.
     let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
-    let how = OpenHow::new()
-        .flags(flags)
-        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = match nix::fcntl::openat2(dir, rel, how) {
+    let resolve = ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS;
+    let how = |flags| OpenHow::new().flags(flags).resolve(resolve);
+    let opened = match nix::fcntl::openat2(dir, rel, how(flags | OFlag::O_NOATIME)) {
+        Err(nix::errno::Errno::EPERM) => nix::fcntl::openat2(dir, rel, how(flags)),
+        r => r,
+    };
+    let fd = match opened {
         Err(nix::errno::Errno::ENOSYS) => {
             if rel
                 .components()
@@ -319,10 +322,7 @@ impl Backend for FsBackend {
         };
         let meta = file.metadata()?;
         if !meta.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "not a regular file",
-            ));
+            return Err(crate::sink::place::not_regular(meta.file_type()));
         }
         Ok(super::Extent {
             file: std::sync::Arc::new(file),

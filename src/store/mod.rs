@@ -44,6 +44,45 @@ pub struct Extent {
     pub len: u64,
 }
 
+impl Extent {
+    /// A stream over bytes `[start, start + len)` of the extent, by
+    /// `pread`s (many readers may share the file).
+    pub fn reader(&self, start: u64, len: u64) -> ExtentReader {
+        let pos = self.offset + start.min(self.len);
+        ExtentReader {
+            file: self.file.clone(),
+            pos,
+            end: pos + len.min(self.len - start.min(self.len)),
+        }
+    }
+}
+
+/// See [`Extent::reader`].
+pub struct ExtentReader {
+    file: Arc<std::fs::File>,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for ExtentReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let room = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if room == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..room], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file is shorter than it was",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// One entry of a listed folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {

@@ -312,31 +312,6 @@ fn scan(file: &File, path: &Path) -> Result<(String, Vec<Member>)> {
     Ok((prefix, members))
 }
 
-/// A stream over bytes `[pos, end)` of the archive.
-struct Pread {
-    file: Arc<File>,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for Pread {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let room = (self.end - self.pos).min(buf.len() as u64) as usize;
-        if room == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..room], self.pos)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the archive ends inside this member",
-            ));
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
 impl Backend for TarBackend {
     fn list(&self, rel: &Path) -> io::Result<Vec<DirEntry>> {
         let dir = rel.to_str().unwrap_or("\0").trim_end_matches('/');
@@ -393,12 +368,8 @@ impl Backend for TarBackend {
     }
 
     fn open(&self, rel: &Path) -> io::Result<Box<dyn Read + Send>> {
-        let m = self.file_member(rel)?;
-        Ok(Box::new(Pread {
-            file: self.file.clone(),
-            pos: m.offset,
-            end: m.offset + m.size,
-        }))
+        let e = self.extent(rel)?;
+        Ok(Box::new(e.reader(0, e.len)))
     }
 
     fn size(&self, rel: &Path) -> io::Result<u64> {
