@@ -273,6 +273,17 @@ impl StorageTarget {
         if empty || out.join(crate::paths::V2_PREFIX).is_dir() {
             return Ok(StorageTarget::Merge);
         }
+        if crate::store::tar::is_archive(out) {
+            let message = match force {
+                Some(true) => return Ok(StorageTarget::New),
+                Some(false) => "the output is a bundle, which is read only (use --force to replace it, or unpack it into a tree to add to it)",
+                None => "this is a bundle, which is read only: unpack it into a tree to write (regkit unpack BUNDLE ROOT)",
+            };
+            return Err(crate::Error::Invalid {
+                message: message.into(),
+                path: Some(out.into()),
+            });
+        }
         if Store::open(out).is_ok() {
             return Err(crate::Error::Invalid {
                 message: "this is inside or above a storage tree; name its root directory (the folder holding docker/registry/v2)".into(),

@@ -265,6 +265,8 @@ pub struct Store {
     /// The same backend when it is a bucket: for server-side copies, flat
     /// listings and request counts.
     s3: Option<Arc<s3::S3Backend>>,
+    /// The tree is a bundle, read in place: read only.
+    bundle: bool,
 }
 
 impl Store {
@@ -280,6 +282,7 @@ impl Store {
                 v2: backend.v2(),
                 backend,
                 s3: None,
+                bundle: true,
             });
         }
         match s3::config::target(path, &s3::config::Env::current())? {
@@ -290,6 +293,7 @@ impl Store {
                     backend: Arc::new(FsBackend::new(v2.clone())),
                     v2,
                     s3: None,
+                    bundle: false,
                 })
             }
         }
@@ -326,6 +330,7 @@ impl Store {
             backend: backend.clone(),
             v2,
             s3: Some(backend),
+            bundle: false,
         })
     }
 
@@ -336,6 +341,11 @@ impl Store {
             s3::config::target(root, &s3::config::Env::current()),
             Ok(s3::config::Target::S3(_))
         )
+    }
+
+    /// Whether the tree is a bundle read in place (which nothing writes).
+    pub fn is_bundle(&self) -> bool {
+        self.bundle
     }
 
     /// The bucket behind this store, if it is one.
@@ -365,6 +375,7 @@ impl Store {
             backend: Arc::new(FsBackend::new(v2.clone())),
             v2,
             s3: None,
+            bundle: false,
         })
     }
 
@@ -376,6 +387,12 @@ impl Store {
         }
         if root.join(paths::V2_PREFIX).is_dir() {
             return Ok(true);
+        }
+        if tar::is_archive(root) {
+            return Err(Error::Invalid {
+                message: "this is a bundle, which is read only: unpack it into a tree to write (regkit unpack BUNDLE ROOT)".into(),
+                path: Some(root.into()),
+            });
         }
         if root.symlink_metadata().is_err() {
             return Ok(false);
@@ -402,6 +419,7 @@ impl Store {
             backend,
             v2,
             s3: None,
+            bundle: false,
         }
     }
 

@@ -967,6 +967,45 @@ fn every_reading_command_reads_a_bundle_as_its_tree() {
 }
 
 #[test]
+fn writing_commands_refuse_a_bundle_and_leave_it_as_it_was() {
+    let src = sample();
+    let t = tempdir();
+    let mut refused = 0;
+    for (kind, root) in roots(t.path(), &["bundle.tar", "docker.tar.gz"]) {
+        let b = root.to_str().unwrap();
+        let before = sha256_file(&root);
+        let dir_image = t.path().join(format!("{kind}.img"));
+        regkit([
+            "extract",
+            src.root.to_str().unwrap(),
+            dir_image.to_str().unwrap(),
+            "team/app:v1",
+            "-q",
+        ])
+        .ok();
+        let one = dir_image.join("team/app:v1");
+        for args in [
+            vec!["gc", b],
+            vec!["delete", b, "team/app:v1"],
+            vec!["import", one.to_str().unwrap(), b, "--repo", "x/y:1"],
+            vec!["unpack", b, b],
+            vec!["select", src.root.to_str().unwrap(), b, "team/app:v1"],
+        ] {
+            let r = regkit(&args);
+            assert_eq!(r.code, 1, "{kind}: {args:?}: {}{}", r.stdout, r.stderr);
+            assert!(
+                r.stderr.contains("bundle"),
+                "{kind}: {args:?}: {}",
+                r.stderr
+            );
+            refused += 1;
+        }
+        assert_eq!(sha256_file(&root), before, "{kind} changed");
+    }
+    assert_eq!(refused, 2 * 5);
+}
+
+#[test]
 fn push_from_a_plain_tarball_of_a_registry_is_the_harbor_migration() {
     let src = sample();
     let t = tempdir();
