@@ -11,7 +11,7 @@ SERVE_SECONDS=${SERVE_SECONDS:-10}
 
 serve_stop() {
   if [ -n "${SERVE_PID:-}" ]; then
-    kill -INT "$SERVE_PID" 2>/dev/null || true
+    kill "$SERVE_PID" 2>/dev/null || true
     wait "$SERVE_PID" 2>/dev/null || true
     SERVE_PID=
   fi

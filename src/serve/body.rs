@@ -1,5 +1,5 @@
 //! Blob bodies: read in tokio's blocking pool and handed to hyper in
-//! chunks.
+//! chunks of 64 KiB.
 //!
 //! Where the store names a blob as a range of a local file
 //! ([`crate::store::Backend::extent`]: a file of the tree, a member of an
@@ -29,7 +29,9 @@ use crate::digest::{Digest, Hasher};
 use crate::paths::Spec;
 use crate::store::{Extent, Store};
 
-const CHUNK: usize = 256 << 10;
+/// What one read hands hyper; with at most two more waiting per response,
+/// 16 connections hold a few MB.
+const CHUNK: usize = 64 << 10;
 
 /// Where a blob's bytes come from.
 #[derive(Clone)]
@@ -110,7 +112,7 @@ pub fn send(
     len: u64,
     hash: Option<Digest>,
 ) -> Body {
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(2);
     tokio::task::spawn_blocking(move || {
         let mut reader = match src.reader(start, len) {
             Ok(r) => r,

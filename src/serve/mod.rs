@@ -116,8 +116,17 @@ pub fn run(root: &Path, opts: &Options, started: impl FnOnce(&Started)) -> Resul
         verified,
         damaged,
     };
+    // Blob chunks are freed on other threads than allocated them: with one
+    // malloc arena per thread, each arena keeps what it freed. Two arenas
+    // keep memory small (manifests and chunks are short-lived).
+    // SAFETY: mallopt only sets an allocator parameter.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(64)
         .thread_name("regkit-serve")
         .build()
         .map_err(|e| Error::io("start the server", &opts.addr, e))?;

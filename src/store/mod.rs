@@ -6,6 +6,7 @@
 //! same paths under a bucket prefix; an object-store backend implements the
 //! same four calls and returns `None` from `local_path`, so outputs copy.
 
+mod gzblocks;
 mod local;
 mod locate;
 #[cfg(test)]

@@ -12,7 +12,9 @@
 //! FIFOs and entries that would leave the tree (`..`, absolute paths) are
 //! not members, so no read can reach outside the archive.
 //!
-//! A compressed archive (gzip, zstd) is decompressed once into an unlinked
+//! regkit's own `.tar.gz` bundles are read in place too, through the sizes
+//! their gzip members carry ([`super::gzblocks`]). Any other compressed
+//! archive (a plain `tar -czf`, zstd) is decompressed once into an unlinked
 //! temporary file, with a note, and read from there.
 
 use std::collections::HashMap;
@@ -22,28 +24,105 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::gzblocks::GzBlocks;
 use super::{Backend, DirEntry, Extent};
 use crate::archive::{Locator, Place};
 use crate::compress::{self, Compression};
 use crate::error::{Error, Result};
 
-/// One member of the index: a file's data, or a folder.
+/// One file of the index: where its data lies in the tar. Folders are not
+/// kept: a folder is there when a file lies below it (the tree's empty
+/// folders, such as `_uploads/`, are nothing a reader needs).
 #[derive(Debug, Clone)]
 struct Member {
     path: Box<str>,
     offset: u64,
     size: u64,
-    is_dir: bool,
+}
+
+/// The tar's bytes: a file, or regkit's gzip members decompressed on
+/// demand.
+#[derive(Clone)]
+enum Data {
+    Plain(Arc<File>),
+    Gz(Arc<GzBlocks>),
+}
+
+impl Data {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        match self {
+            Data::Plain(f) => f.read_at(buf, offset),
+            Data::Gz(g) => g.read_at(buf, offset),
+        }
+    }
+
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_at(buf, offset) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the archive ends inside this member",
+                    ))
+                }
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A stream over bytes `[pos, end)` of the tar (also what the header scan
+/// seeks in).
+struct Cursor {
+    data: Data,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Cursor {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let room = (self.end.saturating_sub(self.pos)).min(buf.len() as u64) as usize;
+        if room == 0 {
+            return Ok(0);
+        }
+        let n = self.data.read_at(&mut buf[..room], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the archive ends inside this member",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Cursor {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let pos = match to {
+            io::SeekFrom::Start(p) => Some(p),
+            io::SeekFrom::End(d) => self.end.checked_add_signed(d),
+            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        Ok(self.pos)
+    }
 }
 
 /// A tar read in place.
 pub struct TarBackend {
-    file: Arc<File>,
+    data: Data,
     /// The archive as the user named it.
     name: PathBuf,
     /// Where the tree lies in the archive (`docker/registry/v2`).
     prefix: String,
-    /// Every member, sorted by path: the members of a folder are the run of
+    /// Every file, sorted by path: the files below a folder are the run of
     /// paths that start with `folder/`.
     members: Vec<Member>,
     compression: Compression,
@@ -132,22 +211,42 @@ impl TarBackend {
         let n = read_full(&mut file, &mut head).map_err(|e| Error::io("read", path, e))?;
         let compression = Compression::sniff(&head[..n]);
         file.rewind().map_err(|e| Error::io("read", path, e))?;
-        let file =
-            match compression {
-                Compression::None => file,
-                c => {
-                    eprintln!(
-                    "note: {} is {}-compressed: decompressing it to a temporary file to read it \
-                     (an uncompressed .tar is read in place)",
-                    path.display(),
-                    if c == Compression::Gzip { "gzip" } else { "zstd" }
-                );
-                    decompress(file, path)?
+        let note = |what: &str| {
+            eprintln!(
+                "note: {} is {what}: decompressing it to a temporary file to read it \
+                 (an uncompressed .tar and regkit's own .tar.gz are read in place)",
+                path.display()
+            )
+        };
+        let data = match compression {
+            Compression::None => Data::Plain(Arc::new(file)),
+            Compression::Gzip => {
+                match GzBlocks::index(file).map_err(|e| Error::io("read", path, e))? {
+                    Ok(g) => Data::Gz(Arc::new(g)),
+                    Err(mut file) => {
+                        note("gzip-compressed in one stream");
+                        file.rewind().map_err(|e| Error::io("read", path, e))?;
+                        Data::Plain(Arc::new(decompress(file, path)?))
+                    }
                 }
-            };
-        let (prefix, members) = scan(&file, path)?;
+            }
+            Compression::Zstd => {
+                note("zstd-compressed");
+                Data::Plain(Arc::new(decompress(file, path)?))
+            }
+        };
+        let end = match &data {
+            Data::Plain(f) => f.metadata().map_err(|e| Error::io("read", path, e))?.len(),
+            Data::Gz(g) => g.len(),
+        };
+        let cursor = Cursor {
+            data: data.clone(),
+            pos: 0,
+            end,
+        };
+        let (prefix, members) = scan(cursor, path)?;
         Ok(TarBackend {
-            file: Arc::new(file),
+            data,
             name: path.to_path_buf(),
             prefix,
             members,
@@ -169,18 +268,30 @@ impl TarBackend {
         }
     }
 
-    fn find(&self, rel: &Path) -> Option<&Member> {
-        let rel = rel.to_str()?.trim_end_matches('/');
+    fn find(&self, rel: &str) -> Option<&Member> {
         self.members
             .binary_search_by(|m| (*m.path).cmp(rel))
             .ok()
             .map(|i| &self.members[i])
     }
 
+    /// Whether a file lies below `dir` (`""`: the tree itself).
+    fn is_folder(&self, dir: &str) -> bool {
+        if dir.is_empty() {
+            return true;
+        }
+        let start = format!("{dir}/");
+        let i = self.members.partition_point(|m| *m.path < *start);
+        self.members
+            .get(i)
+            .is_some_and(|m| m.path.starts_with(start.as_str()))
+    }
+
     fn file_member(&self, rel: &Path) -> io::Result<&Member> {
+        let rel = rel.to_str().unwrap_or("\0");
         match self.find(rel) {
-            Some(m) if !m.is_dir => Ok(m),
-            Some(_) => Err(io::Error::new(
+            Some(m) => Ok(m),
+            None if self.is_folder(rel.trim_end_matches('/')) => Err(io::Error::new(
                 io::ErrorKind::IsADirectory,
                 "a folder, not a file",
             )),
@@ -218,13 +329,11 @@ fn decompress(file: File, path: &Path) -> Result<File> {
     Ok(out)
 }
 
-/// Reads the headers of the tar in `file` into the sorted member index.
-fn scan(file: &File, path: &Path) -> Result<(String, Vec<Member>)> {
+/// Reads the headers of the tar into the sorted index of its files.
+fn scan(tar: impl Read + Seek, path: &Path) -> Result<(String, Vec<Member>)> {
     let bad = |e: io::Error| Error::io("read the archive", path, e);
-    let mut archive = tar::Archive::new(file);
+    let mut archive = tar::Archive::new(tar);
     let mut locator = Locator::new();
-    // Path → index in `members` (a later member of the same path wins).
-    let mut at: HashMap<String, usize> = HashMap::new();
     let mut members: Vec<Member> = Vec::new();
     let mut links: Vec<(String, String)> = Vec::new();
     for entry in archive.entries_with_seek().map_err(bad)? {
@@ -234,20 +343,12 @@ fn scan(file: &File, path: &Path) -> Result<(String, Vec<Member>)> {
             continue;
         };
         let kind = entry.header().entry_type();
-        let member = if kind.is_dir() {
-            Member {
-                path: rel.clone().into(),
-                offset: 0,
-                size: 0,
-                is_dir: true,
-            }
-        } else if kind.is_file() || kind == tar::EntryType::Continuous {
-            Member {
-                path: rel.clone().into(),
+        if kind.is_file() || kind == tar::EntryType::Continuous {
+            members.push(Member {
+                path: rel.into(),
                 offset: entry.raw_file_position(),
                 size: entry.size(),
-                is_dir: false,
-            }
+            });
         } else if kind.is_hard_link() {
             let target = entry
                 .link_name_bytes()
@@ -255,72 +356,51 @@ fn scan(file: &File, path: &Path) -> Result<(String, Vec<Member>)> {
             if let Some(Place::Tree(t)) = target.map(|t| locator.place(&t)) {
                 links.push((rel, t));
             }
-            continue;
-        } else {
-            // Symbolic links, devices, FIFOs, sparse files: not members.
-            continue;
-        };
-        match at.get(&rel) {
-            Some(&i) => members[i] = member,
-            None => {
-                at.insert(rel, members.len());
-                members.push(member);
-            }
         }
+        // Folders are implied by their files; symbolic links, devices,
+        // FIFOs and sparse files are not members.
     }
-    // Hardlinks read as the member they name.
-    for (rel, target) in links {
-        if let Some(&i) = at.get(&target) {
-            if !members[i].is_dir {
-                let m = Member {
-                    path: rel.clone().into(),
-                    ..members[i].clone()
-                };
-                match at.get(&rel) {
-                    Some(&j) => members[j] = m,
-                    None => {
-                        at.insert(rel, members.len());
-                        members.push(m);
-                    }
-                }
-            }
-        }
+    sort_keeping_last(&mut members);
+    // Hardlinks read as the file they name.
+    let linked: Vec<Member> = links
+        .into_iter()
+        .filter_map(|(rel, target)| {
+            let i = members
+                .binary_search_by(|m| (*m.path).cmp(target.as_str()))
+                .ok()?;
+            Some(Member {
+                path: rel.into(),
+                ..members[i].clone()
+            })
+        })
+        .collect();
+    if !linked.is_empty() {
+        members.extend(linked);
+        sort_keeping_last(&mut members);
     }
-    // Folders implied by the paths below them.
-    let mut implied: Vec<String> = Vec::new();
-    for m in &members {
-        let mut p = &*m.path;
-        while let Some(i) = p.rfind('/') {
-            p = &p[..i];
-            if at.contains_key(p) {
-                break;
-            }
-            at.insert(p.to_string(), usize::MAX);
-            implied.push(p.to_string());
-        }
-    }
-    members.extend(implied.into_iter().map(|p| Member {
-        path: p.into(),
-        offset: 0,
-        size: 0,
-        is_dir: true,
-    }));
-    members.sort_by(|a, b| a.path.cmp(&b.path));
+    members.shrink_to_fit();
     let prefix = locator
         .prefix()
         .ok_or(Error::NotAStorageTree { path: path.into() })?;
     Ok((prefix, members))
 }
 
+/// Sorts by path; of several members with one path, the last one in the
+/// archive stays (as `tar -x` leaves it).
+fn sort_keeping_last(members: &mut Vec<Member>) {
+    members.reverse();
+    members.sort_by(|a, b| a.path.cmp(&b.path));
+    members.dedup_by(|later, first| later.path == first.path);
+}
+
 impl Backend for TarBackend {
     fn list(&self, rel: &Path) -> io::Result<Vec<DirEntry>> {
         let dir = rel.to_str().unwrap_or("\0").trim_end_matches('/');
-        if !dir.is_empty() {
-            match self.find(rel) {
-                Some(m) if m.is_dir => {}
-                Some(_) => return Err(io::Error::from(io::ErrorKind::NotADirectory)),
-                None => return Err(io::ErrorKind::NotFound.into()),
-            }
+        if !self.is_folder(dir) {
+            return Err(match self.find(dir) {
+                Some(_) => io::Error::from(io::ErrorKind::NotADirectory),
+                None => io::ErrorKind::NotFound.into(),
+            });
         }
         let start = if dir.is_empty() {
             String::new()
@@ -328,27 +408,28 @@ impl Backend for TarBackend {
             format!("{dir}/")
         };
         let mut out = Vec::new();
-        let mut i = self.members.partition_point(|m| *m.path <= *start);
+        let mut i = self.members.partition_point(|m| *m.path < *start);
         while let Some(m) = self.members.get(i) {
             let Some(name) = m.path.strip_prefix(start.as_str()) else {
                 break;
             };
-            if name.contains('/') {
-                // A deeper member: skip the rest of that folder.
-                let sub = &name[..name.find('/').expect("has a slash")];
-                let end = format!("{start}{sub}0");
-                i = self.members.partition_point(|m| *m.path < *end);
-                continue;
-            }
-            out.push(DirEntry {
-                name: name.to_string(),
-                is_dir: m.is_dir,
-            });
-            if m.is_dir {
-                let end = format!("{}0", m.path);
-                i = self.members.partition_point(|m| *m.path < *end);
-            } else {
-                i += 1;
+            match name.split_once('/') {
+                // A file below a folder of `dir`: the folder, once.
+                Some((sub, _)) => {
+                    out.push(DirEntry {
+                        name: sub.to_string(),
+                        is_dir: true,
+                    });
+                    let end = format!("{start}{sub}0");
+                    i = self.members.partition_point(|m| *m.path < *end);
+                }
+                None => {
+                    out.push(DirEntry {
+                        name: name.to_string(),
+                        is_dir: false,
+                    });
+                    i += 1;
+                }
             }
         }
         Ok(out)
@@ -363,13 +444,17 @@ impl Backend for TarBackend {
             ));
         }
         let mut buf = vec![0u8; m.size as usize];
-        self.file.read_exact_at(&mut buf, m.offset)?;
+        self.data.read_exact_at(&mut buf, m.offset)?;
         Ok(buf)
     }
 
     fn open(&self, rel: &Path) -> io::Result<Box<dyn Read + Send>> {
-        let e = self.extent(rel)?;
-        Ok(Box::new(e.reader(0, e.len)))
+        let m = self.file_member(rel)?;
+        Ok(Box::new(Cursor {
+            data: self.data.clone(),
+            pos: m.offset,
+            end: m.offset + m.size,
+        }))
     }
 
     fn size(&self, rel: &Path) -> io::Result<u64> {
@@ -380,13 +465,18 @@ impl Backend for TarBackend {
         None
     }
 
+    /// A member of an uncompressed tar; a compressed one has no range of
+    /// a local file to name.
     fn extent(&self, rel: &Path) -> io::Result<Extent> {
         let m = self.file_member(rel)?;
-        Ok(Extent {
-            file: self.file.clone(),
-            offset: m.offset,
-            len: m.size,
-        })
+        match &self.data {
+            Data::Plain(file) => Ok(Extent {
+                file: file.clone(),
+                offset: m.offset,
+                len: m.size,
+            }),
+            Data::Gz(_) => Err(io::Error::new(io::ErrorKind::Unsupported, "compressed")),
+        }
     }
 
     fn display(&self, rel: &Path) -> PathBuf {
@@ -439,10 +529,8 @@ mod tests {
             names(""),
             [("blobs".into(), true), ("repositories".into(), true)]
         );
-        assert_eq!(
-            names("blobs/sha256/ab"),
-            [("abc".into(), true), ("abd".into(), true)]
-        );
+        // An empty folder is nothing a reader needs: folders are implied.
+        assert_eq!(names("blobs/sha256/ab"), [("abc".into(), true)]);
         assert_eq!(names("repositories"), [("a".into(), true)]);
         assert_eq!(
             names("repositories/a/b/_manifests/tags/t/current"),

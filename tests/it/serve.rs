@@ -967,6 +967,34 @@ fn every_reading_command_reads_a_bundle_as_its_tree() {
 }
 
 #[test]
+fn regkits_gzip_bundles_are_read_in_place_and_other_compressed_archives_with_a_note() {
+    let t = tempdir();
+    let mut checked = 0;
+    for (kind, root) in roots(
+        t.path(),
+        &[
+            "bundle.tar",
+            "bundle.tar.gz",
+            "bundle.tar.zst",
+            "docker.tar.gz",
+        ],
+    ) {
+        let r = regkit(["ls", root.to_str().unwrap()]).ok();
+        let noted = r.stderr.contains("decompressing it to a temporary file");
+        let in_place = kind == "bundle.tar" || kind == "bundle.tar.gz";
+        assert_eq!(noted, !in_place, "{kind}: {}", r.stderr);
+        assert_eq!(r.stdout.lines().count(), 40 + 1, "{kind}: a header and 40 tags");
+        checked += 1;
+    }
+    // The in-place .tar.gz is a standard gzip stream still.
+    let gz = t.path().join("bundle.tar.gz");
+    run_cmd("gzip", &["-t", gz.to_str().unwrap()]).ok();
+    let listed = run_cmd("tar", &["-tzf", gz.to_str().unwrap()]).ok();
+    assert!(listed.stdout.lines().count() > 100);
+    assert_eq!(checked, 4);
+}
+
+#[test]
 fn writing_commands_refuse_a_bundle_and_leave_it_as_it_was() {
     let src = sample();
     let t = tempdir();
