@@ -277,7 +277,7 @@ impl StorageTarget {
             let message = match force {
                 Some(true) => return Ok(StorageTarget::New),
                 Some(false) => "the output is a bundle, which is read only (use --force to replace it, or unpack it into a tree to add to it)",
-                None => "this is a bundle, which is read only: unpack it into a tree to write (regkit unpack BUNDLE ROOT)",
+                None => crate::store::tar::READ_ONLY,
             };
             return Err(crate::Error::Invalid {
                 message: message.into(),

@@ -391,7 +391,7 @@ impl Store {
         }
         if tar::is_archive(root) {
             return Err(Error::Invalid {
-                message: "this is a bundle, which is read only: unpack it into a tree to write (regkit unpack BUNDLE ROOT)".into(),
+                message: tar::READ_ONLY.into(),
                 path: Some(root.into()),
             });
         }

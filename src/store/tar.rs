@@ -482,6 +482,45 @@ impl Backend for TarBackend {
     fn display(&self, rel: &Path) -> PathBuf {
         self.v2().join(rel)
     }
+
+    /// Folders are implied by the files below them, as in an object store.
+    fn has_folders(&self) -> bool {
+        false
+    }
+
+    // The write half: a bundle is never written.
+
+    fn put(&self, _: &Path, _: super::Body<'_>, _: bool) -> Result<super::Method, super::PutError> {
+        Err(super::PutError::Write(read_only()))
+    }
+
+    fn put_folder(&self, _: &Path, _: &[(&str, &[u8])]) -> Result<(), super::PutError> {
+        Err(super::PutError::Write(read_only()))
+    }
+
+    fn create_dir(&self, _: &Path) -> io::Result<()> {
+        Err(read_only())
+    }
+
+    fn remove_file(&self, _: &Path) -> io::Result<()> {
+        Err(read_only())
+    }
+
+    fn remove_tree(&self, _: &Path) -> io::Result<()> {
+        Err(read_only())
+    }
+
+    fn remove_empty_dir(&self, _: &Path) -> io::Result<bool> {
+        Err(read_only())
+    }
+}
+
+/// Why nothing writes a bundle, and what to do instead.
+pub const READ_ONLY: &str =
+    "a bundle is read only: unpack it into a tree to write (regkit unpack BUNDLE ROOT)";
+
+fn read_only() -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, READ_ONLY)
 }
 
 #[cfg(test)]

@@ -983,7 +983,11 @@ fn regkits_gzip_bundles_are_read_in_place_and_other_compressed_archives_with_a_n
         let noted = r.stderr.contains("decompressing it to a temporary file");
         let in_place = kind == "bundle.tar" || kind == "bundle.tar.gz";
         assert_eq!(noted, !in_place, "{kind}: {}", r.stderr);
-        assert_eq!(r.stdout.lines().count(), 40 + 1, "{kind}: a header and 40 tags");
+        assert_eq!(
+            r.stdout.lines().count(),
+            40 + 1,
+            "{kind}: a header and 40 tags"
+        );
         checked += 1;
     }
     // The in-place .tar.gz is a standard gzip stream still.
