@@ -48,39 +48,61 @@ pub struct Extent {
 impl Extent {
     /// A stream over bytes `[start, start + len)` of the extent, by
     /// `pread`s (many readers may share the file).
-    pub fn reader(&self, start: u64, len: u64) -> ExtentReader {
+    pub fn reader(&self, start: u64, len: u64) -> RangeReader<Arc<std::fs::File>> {
         let pos = self.offset + start.min(self.len);
-        ExtentReader {
-            file: self.file.clone(),
+        RangeReader {
+            source: self.file.clone(),
             pos,
             end: pos + len.min(self.len - start.min(self.len)),
         }
     }
 }
 
-/// See [`Extent::reader`].
-pub struct ExtentReader {
-    file: Arc<std::fs::File>,
-    pos: u64,
-    end: u64,
+/// Something read at offsets: a file, or a compressed bundle's members.
+pub trait ReadAt {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
 }
 
-impl Read for ExtentReader {
+impl ReadAt for Arc<std::fs::File> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(&**self, buf, offset)
+    }
+}
+
+/// A stream over bytes `[pos, end)` of a [`ReadAt`].
+pub struct RangeReader<T> {
+    pub source: T,
+    pub pos: u64,
+    pub end: u64,
+}
+
+impl<T: ReadAt> Read for RangeReader<T> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use std::os::unix::fs::FileExt;
-        let room = (self.end - self.pos).min(buf.len() as u64) as usize;
+        let room = self.end.saturating_sub(self.pos).min(buf.len() as u64) as usize;
         if room == 0 {
             return Ok(0);
         }
-        let n = self.file.read_at(&mut buf[..room], self.pos)?;
+        let n = self.source.read_at(&mut buf[..room], self.pos)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                "the file is shorter than it was",
+                "the file ends before the bytes it should hold",
             ));
         }
         self.pos += n as u64;
         Ok(n)
+    }
+}
+
+impl<T: ReadAt> io::Seek for RangeReader<T> {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let pos = match to {
+            io::SeekFrom::Start(p) => Some(p),
+            io::SeekFrom::End(d) => self.end.checked_add_signed(d),
+            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        Ok(self.pos)
     }
 }
 

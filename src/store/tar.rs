@@ -20,12 +20,11 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::gzblocks::GzBlocks;
-use super::{Backend, DirEntry, Extent};
+use super::{Backend, DirEntry, Extent, RangeReader, ReadAt};
 use crate::archive::{Locator, Place};
 use crate::compress::{self, Compression};
 use crate::error::{Error, Result};
@@ -48,14 +47,16 @@ enum Data {
     Gz(Arc<GzBlocks>),
 }
 
-impl Data {
+impl ReadAt for Data {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         match self {
             Data::Plain(f) => f.read_at(buf, offset),
             Data::Gz(g) => g.read_at(buf, offset),
         }
     }
+}
 
+impl Data {
     fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
         while !buf.is_empty() {
             match self.read_at(buf, offset) {
@@ -77,43 +78,8 @@ impl Data {
     }
 }
 
-/// A stream over bytes `[pos, end)` of the tar (also what the header scan
-/// seeks in).
-struct Cursor {
-    data: Data,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for Cursor {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let room = (self.end.saturating_sub(self.pos)).min(buf.len() as u64) as usize;
-        if room == 0 {
-            return Ok(0);
-        }
-        let n = self.data.read_at(&mut buf[..room], self.pos)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the archive ends inside this member",
-            ));
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Seek for Cursor {
-    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
-        let pos = match to {
-            io::SeekFrom::Start(p) => Some(p),
-            io::SeekFrom::End(d) => self.end.checked_add_signed(d),
-            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = pos.ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        Ok(self.pos)
-    }
-}
+/// A stream over bytes of the tar (also what the header scan seeks in).
+type Cursor = RangeReader<Data>;
 
 /// A tar read in place.
 pub struct TarBackend {
@@ -240,7 +206,7 @@ impl TarBackend {
             Data::Gz(g) => g.len(),
         };
         let cursor = Cursor {
-            data: data.clone(),
+            source: data.clone(),
             pos: 0,
             end,
         };
@@ -451,7 +417,7 @@ impl Backend for TarBackend {
     fn open(&self, rel: &Path) -> io::Result<Box<dyn Read + Send>> {
         let m = self.file_member(rel)?;
         Ok(Box::new(Cursor {
-            data: self.data.clone(),
+            source: self.data.clone(),
             pos: m.offset,
             end: m.offset + m.size,
         }))

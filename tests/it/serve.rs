@@ -188,32 +188,15 @@ fn roots(dir: &Path, kinds: &[&str]) -> Vec<(String, PathBuf)> {
                 .ok();
                 out.push((kind.to_string(), p));
             }
-            "docker.tar.gz" => {
-                run_cmd(
-                    "tar",
-                    &[
-                        "-C",
-                        src.root.to_str().unwrap(),
-                        "-czf",
-                        p.to_str().unwrap(),
-                        "docker",
-                    ],
-                )
-                .ok();
-                out.push((kind.to_string(), p));
-            }
-            "dot.tar" => {
-                run_cmd(
-                    "tar",
-                    &[
-                        "-C",
-                        src.root.to_str().unwrap(),
-                        "-cf",
-                        p.to_str().unwrap(),
-                        ".",
-                    ],
-                )
-                .ok();
+            "docker.tar.gz" | "dot.tar" => {
+                // As people make them: `tar -czf docker.tar.gz docker`,
+                // `tar -C /var/lib/registry -cf r.tar .`.
+                let (flags, what) = match *kind {
+                    "docker.tar.gz" => ("-czf", "docker"),
+                    _ => ("-cf", "."),
+                };
+                let (root, archive) = (src.root.to_str().unwrap(), p.to_str().unwrap());
+                run_cmd("tar", &["-C", root, flags, archive, what]).ok();
                 out.push((kind.to_string(), p));
             }
             other => panic!("no root kind {other}"),
