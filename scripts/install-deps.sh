@@ -2,8 +2,9 @@
 # Install the system tools that regkit's fixtures, tests and benchmarks use:
 # the real registry (Debian's docker-registry, Distribution 2.8), skopeo,
 # umoci, containerd (ctr), pigz, zstd, hyperfine, openssl, python3, curl,
-# htpasswd (apache2-utils, for the push tests' bcrypt password file),
-# chromium (headless, for the test that reads du's HTML page back), and
+# htpasswd (apache2-utils, for the push and serve tests' bcrypt password
+# file), chromium (headless, for the test that reads du's HTML page back),
+# wrk (the serve benchmark's HTTP load), and
 # moto's S3 server from PyPI in .venv/ (the object-storage tests).
 # Idempotent: runs apt-get only when a command is missing. Debian 12, as root
 # (or through sudo when not root).
@@ -24,6 +25,7 @@ pairs=(
   curl:curl
   htpasswd:apache2-utils
   chromium:chromium
+  wrk:wrk
 )
 
 missing=()

@@ -38,6 +38,7 @@ pub mod push;
 pub mod reference;
 pub mod remote;
 pub mod selection;
+pub mod serve;
 pub mod sink;
 pub mod store;
 pub mod tags;

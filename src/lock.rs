@@ -273,6 +273,12 @@ impl Drop for Lock {
 }
 
 fn local_v2(store: &Store) -> Result<PathBuf> {
+    if store.is_bundle() {
+        return Err(Error::Invalid {
+            message: crate::store::tar::READ_ONLY.into(),
+            path: Some(store.v2().to_path_buf()),
+        });
+    }
     store
         .backend()
         .local_path(Path::new(""))

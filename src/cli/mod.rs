@@ -11,6 +11,7 @@ mod inspect;
 mod ls;
 mod pull;
 mod push;
+mod serve;
 mod verify;
 mod write;
 
@@ -26,7 +27,7 @@ use crate::selection::Request;
 
 pub use diagnostic::print_error;
 
-pub(crate) const ROOT_HELP: &str = "Registry storage: the registry's rootdirectory (holding docker/registry/v2), the v2 folder, or a parent";
+pub(crate) const ROOT_HELP: &str = "Registry storage: the registry's rootdirectory (holding docker/registry/v2), the v2 folder, a parent, or a bundle (.tar, .tar.gz, .tar.zst; recognised by content)";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -147,6 +148,9 @@ Examples:\n  regkit unpack release-1.0.tar /var/lib/registry\n  regkit unpack - 
     /// Where the space goes: bytes, unique and shared bytes per namespace, repository and tag; what gc frees.
     #[command(after_help = du::AFTER_HELP)]
     Du(du::DuArgs),
+    /// Serve ROOT (a tree or a bundle) as a read-only registry for pulls.
+    #[command(after_help = serve::AFTER_HELP)]
+    Serve(serve::ServeArgs),
 }
 
 /// Which images: names and lists in the seed format.
@@ -294,7 +298,8 @@ impl Command {
             | Command::Pull(_)
             | Command::Verify(_)
             | Command::Gc(_)
-            | Command::Delete(_) => None,
+            | Command::Delete(_)
+            | Command::Serve(_) => None,
         }
     }
 }
@@ -327,6 +332,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Gc(args) => gc::run(&args, quiet),
         Command::Delete(args) => delete::run(&args, quiet),
         Command::Du(args) => du::run(&args, quiet),
+        Command::Serve(args) => serve::run(&args, quiet),
     };
     match result {
         Ok(code) => code,

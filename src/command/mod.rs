@@ -15,6 +15,7 @@ pub mod pack;
 pub mod pull;
 pub mod push;
 pub mod select;
+pub mod serve;
 pub mod unpack;
 pub mod verify;
 
@@ -279,6 +280,17 @@ impl StorageTarget {
             .unwrap_or(false);
         if empty || out.join(crate::paths::V2_PREFIX).is_dir() {
             return Ok(StorageTarget::Merge);
+        }
+        if crate::store::tar::is_archive(out) {
+            let message = match force {
+                Some(true) => return Ok(StorageTarget::New),
+                Some(false) => "the output is a bundle, which is read only (use --force to replace it, or unpack it into a tree to add to it)",
+                None => crate::store::tar::READ_ONLY,
+            };
+            return Err(crate::Error::Invalid {
+                message: message.into(),
+                path: Some(out.into()),
+            });
         }
         if Store::open(out).is_ok() {
             return Err(crate::Error::Invalid {

@@ -169,6 +169,35 @@ fn open_regular<Fd: std::os::fd::AsFd>(dir: &Fd, rel: &Path) -> io::Result<fs::F
     Ok(file)
 }
 
+/// Opens `rel` below `dir` for reading without leaving `dir` on the way.
+fn open_beneath<Fd: std::os::fd::AsFd>(dir: &Fd, rel: &Path) -> io::Result<fs::File> {
+    use nix::fcntl::{OpenHow, ResolveFlag};
+    // Non-blocking: a FIFO put where a blob belongs must not hang the open.
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    let resolve = ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS;
+    let how = |flags| OpenHow::new().flags(flags).resolve(resolve);
+    let opened = match nix::fcntl::openat2(dir, rel, how(flags | OFlag::O_NOATIME)) {
+        Err(nix::errno::Errno::EPERM) => nix::fcntl::openat2(dir, rel, how(flags)),
+        r => r,
+    };
+    let fd = match opened {
+        Err(nix::errno::Errno::ENOSYS) => {
+            if rel
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "not below the tree",
+                ));
+            }
+            nix::fcntl::openat(dir, rel, flags | OFlag::O_NOFOLLOW, Mode::empty())?
+        }
+        r => r?,
+    };
+    Ok(fs::File::from(fd))
+}
+
 /// Reads a small file whole, refusing more than `limit` bytes. Links and
 /// most manifests fit one read: a short read of a regular file is its end,
 /// so they cost open, read, close.
@@ -277,6 +306,29 @@ impl Backend for FsBackend {
 
     fn local_path(&self, rel: &Path) -> Option<PathBuf> {
         Some(self.v2.join(rel))
+    }
+
+    /// The whole file, opened so that no symbolic link (nor `..`) can lead
+    /// its path out of the tree (`openat2` with `RESOLVE_BENEATH`; where the
+    /// kernel lacks it, no symbolic link is followed at all).
+    fn extent(&self, rel: &Path) -> io::Result<super::Extent> {
+        let file = match &self.dir {
+            Some(dir) => open_beneath(dir, rel)?,
+            None => {
+                let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+                let dir = nix::fcntl::open(&self.v2, flags, Mode::empty())?;
+                open_beneath(&dir, rel)?
+            }
+        };
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(crate::sink::place::not_regular(meta.file_type()));
+        }
+        Ok(super::Extent {
+            file: std::sync::Arc::new(file),
+            offset: 0,
+            len: meta.len(),
+        })
     }
 
     fn display(&self, rel: &Path) -> PathBuf {

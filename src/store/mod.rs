@@ -6,11 +6,13 @@
 //! same paths under a bucket prefix; an object-store backend implements the
 //! same four calls and returns `None` from `local_path`, so outputs copy.
 
+mod gzblocks;
 mod local;
 mod locate;
 #[cfg(test)]
 pub mod memory;
 pub mod s3;
+pub mod tar;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -35,6 +37,75 @@ fn s3_parallelism() -> usize {
 /// Manifests larger than this are refused, as distribution refuses them.
 pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
 
+/// Bytes `[offset, offset + len)` of an open local file.
+#[derive(Debug, Clone)]
+pub struct Extent {
+    pub file: Arc<std::fs::File>,
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl Extent {
+    /// A stream over bytes `[start, start + len)` of the extent, by
+    /// `pread`s (many readers may share the file).
+    pub fn reader(&self, start: u64, len: u64) -> RangeReader<Arc<std::fs::File>> {
+        let pos = self.offset + start.min(self.len);
+        RangeReader {
+            source: self.file.clone(),
+            pos,
+            end: pos + len.min(self.len - start.min(self.len)),
+        }
+    }
+}
+
+/// Something read at offsets: a file, or a compressed bundle's members.
+pub trait ReadAt {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+}
+
+impl ReadAt for Arc<std::fs::File> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(&**self, buf, offset)
+    }
+}
+
+/// A stream over bytes `[pos, end)` of a [`ReadAt`].
+pub struct RangeReader<T> {
+    pub source: T,
+    pub pos: u64,
+    pub end: u64,
+}
+
+impl<T: ReadAt> Read for RangeReader<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let room = self.end.saturating_sub(self.pos).min(buf.len() as u64) as usize;
+        if room == 0 {
+            return Ok(0);
+        }
+        let n = self.source.read_at(&mut buf[..room], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file ends before the bytes it should hold",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<T: ReadAt> io::Seek for RangeReader<T> {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let pos = match to {
+            io::SeekFrom::Start(p) => Some(p),
+            io::SeekFrom::End(d) => self.end.checked_add_signed(d),
+            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        Ok(self.pos)
+    }
+}
+
 /// One entry of a listed folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
@@ -57,6 +128,14 @@ pub trait Backend: Send + Sync {
     fn local_path(&self, rel: &Path) -> Option<PathBuf>;
     /// How to name `rel` in messages.
     fn display(&self, rel: &Path) -> PathBuf;
+    /// Where a file's bytes lie on this machine: a range of an open local
+    /// file (the whole of a tree's file, a member of a tar), so a server
+    /// can send them from the file itself. `Unsupported` for backends that
+    /// have no local files (object stores: use `open`).
+    fn extent(&self, rel: &Path) -> io::Result<Extent> {
+        let _ = rel;
+        Err(io::Error::new(io::ErrorKind::Unsupported, "no local file"))
+    }
     /// Opens files of one folder in turn (`names` relative to `dir`) and
     /// hands each to `f` with its index. A local backend opens the folder
     /// once, so each file costs a short path walk.
@@ -209,14 +288,26 @@ pub struct Store {
     /// The same backend when it is a bucket: for server-side copies, flat
     /// listings and request counts.
     s3: Option<Arc<s3::S3Backend>>,
+    /// The tree is a bundle, read in place: read only.
+    bundle: bool,
 }
 
 impl Store {
     /// Opens the tree at `path`, which may be the registry's root directory
-    /// (holding `docker/registry/v2`), the `v2` folder itself, or a parent
+    /// (holding `docker/registry/v2`), the `v2` folder itself, a parent
     /// of the root directory up to three levels up, when exactly one tree
-    /// lies below it.
+    /// lies below it, or a bundle: a tar (gzip, zstd) holding a tree,
+    /// recognised by content ([`tar::TarBackend`]).
     pub fn open(path: &Path) -> Result<Store> {
+        if tar::is_archive(path) {
+            let backend = tar::TarBackend::open(path)?;
+            return Ok(Store {
+                v2: backend.v2(),
+                backend,
+                s3: None,
+                bundle: true,
+            });
+        }
         match s3::config::target(path, &s3::config::Env::current())? {
             s3::config::Target::S3(settings) => Store::open_s3(&settings),
             s3::config::Target::Local(root) => {
@@ -225,6 +316,7 @@ impl Store {
                     backend: Arc::new(FsBackend::new(v2.clone())),
                     v2,
                     s3: None,
+                    bundle: false,
                 })
             }
         }
@@ -261,6 +353,7 @@ impl Store {
             backend: backend.clone(),
             v2,
             s3: Some(backend),
+            bundle: false,
         })
     }
 
@@ -271,6 +364,11 @@ impl Store {
             s3::config::target(root, &s3::config::Env::current()),
             Ok(s3::config::Target::S3(_))
         )
+    }
+
+    /// Whether the tree is a bundle read in place (which nothing writes).
+    pub fn is_bundle(&self) -> bool {
+        self.bundle
     }
 
     /// The bucket behind this store, if it is one.
@@ -300,6 +398,7 @@ impl Store {
             backend: Arc::new(FsBackend::new(v2.clone())),
             v2,
             s3: None,
+            bundle: false,
         })
     }
 
@@ -311,6 +410,12 @@ impl Store {
         }
         if root.join(paths::V2_PREFIX).is_dir() {
             return Ok(true);
+        }
+        if tar::is_archive(root) {
+            return Err(Error::Invalid {
+                message: tar::READ_ONLY.into(),
+                path: Some(root.into()),
+            });
         }
         if root.symlink_metadata().is_err() {
             return Ok(false);
@@ -337,6 +442,7 @@ impl Store {
             backend,
             v2,
             s3: None,
+            bundle: false,
         }
     }
 

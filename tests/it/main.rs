@@ -23,6 +23,7 @@ mod push;
 mod referrers;
 mod s3;
 mod select;
+mod serve;
 mod special;
 mod stdout;
 mod unpack_safety;
