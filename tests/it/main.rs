@@ -18,6 +18,7 @@ mod lock;
 mod ls;
 mod names;
 mod overlap;
+mod promises;
 mod pull;
 mod push;
 mod referrers;
