@@ -935,6 +935,14 @@ fn every_reading_command_reads_a_bundle_as_its_tree() {
             assert_eq!(r.code, 0, "{kind}: {cmd} differs: {}", r.stdout);
             compared += 1;
         }
+        // du: every figure (gc's too) but the path it names.
+        let du = |root: &str| {
+            let mut v = regkit(["du", root, "--json"]).ok().json();
+            v.as_object_mut().unwrap().remove("root");
+            v
+        };
+        assert_eq!(du(b), du(tree), "{kind}: du");
+        compared += 1;
         // diff against its own tree: nothing added, removed or changed.
         let d = regkit(["diff", tree, b, "--json"]).ok().json();
         for k in ["added", "removed", "changed"] {
@@ -946,7 +954,7 @@ fn every_reading_command_reads_a_bundle_as_its_tree() {
         }
         compared += 1;
     }
-    assert_eq!(compared, 5 * 10);
+    assert_eq!(compared, 5 * 11);
 }
 
 #[test]
