@@ -32,6 +32,17 @@ skopeo --insecure-policy copy -q --all --src-tls-verify=false "docker://127.0.0.
 echo "skopeo copy --all docker://127.0.0.1:$port/multi/docker-list:1: ok"
 
 echo; echo "== regkit pack, unpack into an empty site, verify"
-$regkit pack "$root" "$out/release.tar.zst" multi/docker-list:1 team/app:v1 team/app:v2
-$regkit unpack "$out/release.tar.zst" "$out/site"
+$regkit pack "$root" "$out/release.tar.gz" multi/docker-list:1 team/app:v1 team/app:v2
+$regkit unpack "$out/release.tar.gz" "$out/site"
 $regkit verify "$out/site"
+
+echo; echo "== regkit serve $out/release.tar.gz   (the bundle as a read-only registry, nothing unpacked)"
+sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+$regkit -q serve "$out/release.tar.gz" --addr "127.0.0.1:$sport" & srv=$!
+trap 'kill "${reg:-}" "${srv:-}" 2>/dev/null || true; rm -rf "$out"' EXIT
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$sport/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+skopeo --insecure-policy copy -q --all --src-tls-verify=false "docker://127.0.0.1:$sport/team/app:v2" "dir:$out/served"
+echo "skopeo copy --all docker://127.0.0.1:$sport/team/app:v2: digest $(sha256sum < "$out/served/manifest.json" | cut -c1-64)"
+
+echo; echo "== regkit du $root --top 3"
+$regkit du "$root" --top 3
