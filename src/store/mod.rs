@@ -6,7 +6,7 @@
 //! same paths under a bucket prefix; an object-store backend implements the
 //! same four calls and returns `None` from `local_path`, so outputs copy.
 
-mod gzblocks;
+pub mod blocks;
 mod local;
 mod locate;
 #[cfg(test)]

@@ -12,9 +12,10 @@
 //! FIFOs and entries that would leave the tree (`..`, absolute paths) are
 //! not members, so no read can reach outside the archive.
 //!
-//! regkit's own `.tar.gz` bundles are read in place too, through the sizes
-//! their gzip members carry ([`super::gzblocks`]). Any other compressed
-//! archive (a plain `tar -czf`, zstd) is decompressed once into an unlinked
+//! regkit's own `.tar.gz` and `.tar.zst` bundles are read in place too,
+//! through the sizes their gzip members carry or the seek table after their
+//! zstd frames ([`super::blocks`]). Any other compressed archive (a plain
+//! `tar -czf`, `tar --zstd -cf`) is decompressed once into an unlinked
 //! temporary file, with a note, and read from there.
 
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::gzblocks::GzBlocks;
+use super::blocks::Blocks;
 use super::{Backend, DirEntry, Extent, RangeReader, ReadAt};
 use crate::archive::{Locator, Place};
 use crate::compress::{self, Compression};
@@ -44,14 +45,14 @@ struct Member {
 #[derive(Clone)]
 enum Data {
     Plain(Arc<File>),
-    Gz(Arc<GzBlocks>),
+    Blocks(Arc<Blocks>),
 }
 
 impl ReadAt for Data {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         match self {
             Data::Plain(f) => f.read_at(buf, offset),
-            Data::Gz(g) => g.read_at(buf, offset),
+            Data::Blocks(g) => g.read_at(buf, offset),
         }
     }
 }
@@ -180,15 +181,15 @@ impl TarBackend {
         let note = |what: &str| {
             eprintln!(
                 "note: {} is {what}: decompressing it to a temporary file to read it \
-                 (an uncompressed .tar and regkit's own .tar.gz are read in place)",
+                 (an uncompressed .tar and regkit's own .tar.gz and .tar.zst are read in place)",
                 path.display()
             )
         };
         let data = match compression {
             Compression::None => Data::Plain(Arc::new(file)),
             Compression::Gzip => {
-                match GzBlocks::index(file).map_err(|e| Error::io("read", path, e))? {
-                    Ok(g) => Data::Gz(Arc::new(g)),
+                match Blocks::index_gzip(file).map_err(|e| Error::io("read", path, e))? {
+                    Ok(g) => Data::Blocks(Arc::new(g)),
                     Err(mut file) => {
                         note("gzip-compressed in one stream");
                         file.rewind().map_err(|e| Error::io("read", path, e))?;
@@ -197,13 +198,19 @@ impl TarBackend {
                 }
             }
             Compression::Zstd => {
-                note("zstd-compressed");
-                Data::Plain(Arc::new(decompress(file, path)?))
+                match Blocks::index_zstd(file).map_err(|e| Error::io("read", path, e))? {
+                    Ok(z) => Data::Blocks(Arc::new(z)),
+                    Err(mut file) => {
+                        note("zstd-compressed without a seek table");
+                        file.rewind().map_err(|e| Error::io("read", path, e))?;
+                        Data::Plain(Arc::new(decompress(file, path)?))
+                    }
+                }
             }
         };
         let end = match &data {
             Data::Plain(f) => f.metadata().map_err(|e| Error::io("read", path, e))?.len(),
-            Data::Gz(g) => g.len(),
+            Data::Blocks(g) => g.len(),
         };
         let cursor = Cursor {
             source: data.clone(),
@@ -441,7 +448,7 @@ impl Backend for TarBackend {
                 offset: m.offset,
                 len: m.size,
             }),
-            Data::Gz(_) => Err(io::Error::new(io::ErrorKind::Unsupported, "compressed")),
+            Data::Blocks(_) => Err(io::Error::new(io::ErrorKind::Unsupported, "compressed")),
         }
     }
 

@@ -188,15 +188,20 @@ fn roots(dir: &Path, kinds: &[&str]) -> Vec<(String, PathBuf)> {
                 .ok();
                 out.push((kind.to_string(), p));
             }
-            "docker.tar.gz" | "dot.tar" => {
+            "docker.tar.gz" | "docker.tar.zst" | "dot.tar" => {
                 // As people make them: `tar -czf docker.tar.gz docker`,
                 // `tar -C /var/lib/registry -cf r.tar .`.
                 let (flags, what) = match *kind {
                     "docker.tar.gz" => ("-czf", "docker"),
+                    "docker.tar.zst" => ("--zstd -cf", "docker"),
                     _ => ("-cf", "."),
                 };
+                let flags: Vec<&str> = flags.split(' ').collect();
                 let (root, archive) = (src.root.to_str().unwrap(), p.to_str().unwrap());
-                run_cmd("tar", &["-C", root, flags, archive, what]).ok();
+                let mut args = vec!["-C", root];
+                args.extend(&flags);
+                args.extend([archive, what]);
+                run_cmd("tar", &args).ok();
                 out.push((kind.to_string(), p));
             }
             other => panic!("no root kind {other}"),
@@ -958,7 +963,7 @@ fn every_reading_command_reads_a_bundle_as_its_tree() {
 }
 
 #[test]
-fn regkits_gzip_bundles_are_read_in_place_and_other_compressed_archives_with_a_note() {
+fn regkits_compressed_bundles_are_read_in_place_and_other_compressed_archives_with_a_note() {
     let t = tempdir();
     let mut checked = 0;
     for (kind, root) in roots(
@@ -968,11 +973,12 @@ fn regkits_gzip_bundles_are_read_in_place_and_other_compressed_archives_with_a_n
             "bundle.tar.gz",
             "bundle.tar.zst",
             "docker.tar.gz",
+            "docker.tar.zst",
         ],
     ) {
         let r = regkit(["ls", root.to_str().unwrap()]).ok();
         let noted = r.stderr.contains("decompressing it to a temporary file");
-        let in_place = kind == "bundle.tar" || kind == "bundle.tar.gz";
+        let in_place = kind.starts_with("bundle.");
         assert_eq!(noted, !in_place, "{kind}: {}", r.stderr);
         assert_eq!(
             r.stdout.lines().count(),
@@ -981,12 +987,21 @@ fn regkits_gzip_bundles_are_read_in_place_and_other_compressed_archives_with_a_n
         );
         checked += 1;
     }
-    // The in-place .tar.gz is a standard gzip stream still.
-    let gz = t.path().join("bundle.tar.gz");
-    run_cmd("gzip", &["-t", gz.to_str().unwrap()]).ok();
-    let listed = run_cmd("tar", &["-tzf", gz.to_str().unwrap()]).ok();
-    assert!(listed.stdout.lines().count() > 100);
-    assert_eq!(checked, 4);
+    // The in-place bundles are standard streams still: gzip, tar and zstd
+    // read them whole (zstd skipping the seek table), with every member.
+    let listed = |args: &[&str]| run_cmd("tar", args).ok().stdout.lines().count();
+    let (gz, zst) = (
+        t.path().join("bundle.tar.gz"),
+        t.path().join("bundle.tar.zst"),
+    );
+    let (gz, zst) = (gz.to_str().unwrap(), zst.to_str().unwrap());
+    run_cmd("gzip", &["-t", gz]).ok();
+    run_cmd("zstd", &["-q", "-t", zst]).ok();
+    let plain = listed(&["-tf", t.path().join("bundle.tar").to_str().unwrap()]);
+    assert!(plain > 100, "{plain} members");
+    assert_eq!(listed(&["-tzf", gz]), plain);
+    assert_eq!(listed(&["--zstd", "-tf", zst]), plain);
+    assert_eq!(checked, 5);
 }
 
 #[test]
