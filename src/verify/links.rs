@@ -59,8 +59,14 @@ impl Link {
 }
 
 /// Reads every link of the given repositories, in parallel, folder by
-/// folder.
-pub fn read(store: &Store, repos: &[&Repository]) -> Result<Vec<Link>> {
+/// folder. With `by_size`, in a bucket, the links come from one flat
+/// listing instead (a request per 1000 keys, not one per link): a link
+/// object of the size of a link to its folder's digest is taken to hold
+/// it, as gc takes it, and only the others are read (`verify --fast`).
+pub fn read(store: &Store, repos: &[&Repository], by_size: bool) -> Result<Vec<Link>> {
+    if let Some(bucket) = store.s3().filter(|_| by_size) {
+        return listed(store, bucket, repos);
+    }
     // (repository, role, digests) per folder of links.
     let mut folders: Vec<(&str, Role, Vec<Digest>)> = Vec::new();
     for r in repos {
@@ -91,6 +97,13 @@ pub fn read(store: &Store, repos: &[&Repository]) -> Result<Vec<Link>> {
         .collect();
     let mut links: Vec<Link> = read.into_iter().flatten().collect();
     // The catalog read every tag's current link strictly already.
+    links.extend(current_links(repos));
+    Ok(links)
+}
+
+/// The tags' `current` links, as the catalog read them.
+fn current_links(repos: &[&Repository]) -> Vec<Link> {
+    let mut links = Vec::new();
     for r in repos {
         for (tag, target) in &r.tags {
             links.push(Link {
@@ -104,6 +117,64 @@ pub fn read(store: &Store, repos: &[&Repository]) -> Result<Vec<Link>> {
             });
         }
     }
+    links
+}
+
+/// See [`read`]: the links of a tree in a bucket, from a flat listing.
+fn listed(
+    store: &Store,
+    bucket: &crate::store::s3::S3Backend,
+    repos: &[&Repository],
+) -> Result<Vec<Link>> {
+    use crate::paths::{self, Parsed};
+    let wanted: std::collections::HashSet<&str> = repos.iter().map(|r| r.name.as_str()).collect();
+    let root = paths::REPOSITORIES;
+    let mut found: Vec<(Link, bool)> = Vec::new();
+    let mut list = |key: &str, o: &crate::store::s3::client::Object| {
+        let Some(p) = paths::parse(&format!("{root}/{key}")) else {
+            return;
+        };
+        let (repo, role, digest) = match p {
+            Parsed::RevisionLink { repo, digest } => (repo, Role::Revision, digest),
+            Parsed::LayerLink { repo, digest } => (repo, Role::Layer, digest),
+            Parsed::TagIndexLink { repo, tag, digest } => (repo, Role::TagIndex(tag), digest),
+            _ => return,
+        };
+        if !wanted.contains(repo.as_str()) {
+            return;
+        }
+        let trusted = o.size == digest.as_str().len() as u64;
+        found.push((
+            Link {
+                repo,
+                role,
+                folder: Some(digest.clone()),
+                target: Ok(Some(digest)),
+            },
+            trusted,
+        ));
+    };
+    bucket
+        .walk(std::path::Path::new(root), &mut list)
+        .map_err(|e| Error::io("list folder", store.display(&Spec::RepositoriesRoot), e))?;
+    // The odd ones are read, as the registry would read them.
+    let mut links: Vec<Link> = found
+        .into_par_iter()
+        .map(|(mut link, trusted)| {
+            if !trusted {
+                let d = link.folder.clone().expect("listed links have folders");
+                let spec = match &link.role {
+                    Role::Revision => Spec::RevisionLink(&link.repo, &d),
+                    Role::Layer => Spec::LayerLink(&link.repo, &d),
+                    Role::TagIndex(tag) => Spec::TagIndexLink(&link.repo, tag, &d),
+                    Role::TagCurrent(_) => unreachable!("not listed"),
+                };
+                link.target = store.read_link(&spec).map_err(Arc::new);
+            }
+            link
+        })
+        .collect();
+    links.extend(current_links(repos));
     Ok(links)
 }
 

@@ -14,6 +14,7 @@ pub mod walk;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -130,8 +131,23 @@ pub fn check(
     let progress = Progress::new(0, "verifying", opts.quiet);
     let hash_wave = |work: Vec<(Digest, bool)>| {
         progress.inc_length(work.len() as u64);
+        // In a bucket every blob's size came with one listing: sizing one
+        // needs no request.
+        let (listed, work): (Vec<_>, Vec<_>) = work
+            .into_iter()
+            .partition(|(_, hash)| !hash && catalog.listed_blobs().is_some());
         let checked = blobs::check_all(store, &work, &progress);
-        work.into_iter().zip(checked).collect::<Vec<_>>()
+        let mut out: Vec<_> = work.into_iter().zip(checked).collect();
+        out.extend(listed.into_iter().map(|(d, hash)| {
+            let c = match catalog.blob_size(&d) {
+                Ok(Some(size)) => Checked::Present { size, actual: None },
+                Ok(None) => Checked::Missing,
+                Err(e) => Checked::Unreadable(Arc::new(e)),
+            };
+            progress.inc(1);
+            ((d, hash), c)
+        }));
+        out
     };
     // The images' blobs are hashed while the link files are read.
     let ((mut usage, first), links) = rayon::join(
@@ -156,7 +172,7 @@ pub fn check(
             (usage, first)
         },
         || -> Result<_> {
-            let links = links::read(store, repos)?;
+            let links = links::read(store, repos, !opts.hash)?;
             let listed = if opts.all_blobs {
                 blobs::list(store)?
             } else {

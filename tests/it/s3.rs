@@ -767,3 +767,70 @@ fn pull_into_s3_writes_the_keys_select_writes_and_the_registry_serves_them() {
     assert_eq!(j["totals"]["up_to_date"], 40);
     assert_eq!(j["totals"]["bytes_downloaded"], 0);
 }
+
+/// Every file of a tree on disk put into a bucket as it is (damage too), as
+/// the registry's s3 driver would hold it.
+fn upload_tree(root: &Path, bucket: &str, prefix: &str) {
+    let py = repo_dir().join(".venv/bin/python");
+    let script = format!(
+        "import boto3,os,sys\ns3=boto3.client('s3',endpoint_url='{}',aws_access_key_id='k',aws_secret_access_key='s',region_name='us-east-1')\nroot=sys.argv[1]\nfor d,_,fs in os.walk(root):\n  for f in fs:\n    p=os.path.join(d,f)\n    s3.upload_file(p,'{bucket}','{prefix}/'+os.path.relpath(p,root))",
+        moto().endpoint()
+    );
+    run_cmd(py.to_str().unwrap(), &["-c", &script, s(root)]).ok();
+}
+
+/// verify's findings without where the tree is: kind, message, images and
+/// the path inside `v2/`.
+fn findings(v: &serde_json::Value) -> BTreeSet<String> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let path = f["path"].as_str().unwrap_or("");
+            let inside = path.split_once("docker/registry/v2/").map_or("", |x| x.1);
+            let message = f["message"].as_str().unwrap().replace(path, "");
+            format!("{} {} {} {}", f["kind"], message, f["images"], inside)
+        })
+        .collect()
+}
+
+#[test]
+fn verify_finds_in_a_bucket_the_damage_it_finds_on_disk_with_and_without_fast() {
+    let f = sample_with_every_damage();
+    let b = moto().bucket("damaged");
+    upload_tree(&f.root, &b, "r");
+    let root = format!("s3://{b}/r");
+    let mut checked = 0;
+    for extra in [vec![], vec!["--fast"]] {
+        let mut disk = vec!["verify", s(&f.root), "--json"];
+        disk.extend(&extra);
+        let mut remote = vec!["verify", root.as_str(), "--json"];
+        remote.extend(&extra);
+        let (a, r) = (
+            regkit(&disk).fails(1).json(),
+            regkit_s3(&remote).fails(1).json(),
+        );
+        let (fa, fr) = (findings(&a), findings(&r));
+        assert!(
+            fa.len() >= 8,
+            "{extra:?}: only {} findings on disk",
+            fa.len()
+        );
+        assert_eq!(fa, fr, "{extra:?}");
+        if extra.is_empty() {
+            assert_eq!(a["hashed_bytes"], r["hashed_bytes"]);
+        } else {
+            // Sizes and links from the listings, manifests read once each:
+            // far fewer requests than files.
+            let requests = r["requests"].as_u64().unwrap();
+            let files = files_under(&f.root).len() as u64;
+            assert!(
+                requests * 2 < files,
+                "{requests} requests for {files} files"
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
+}
