@@ -34,7 +34,13 @@ pub fn run(kind: Kind, args: &WriteArgs, quiet: bool) -> Result<ExitCode> {
     } else if !quiet || args.output.dry_run {
         print_text(kind, &outcome, args);
     }
-    if let Some(r) = &outcome.report {
+    // Between a bucket and a disk every file is a copy: nothing to note.
+    let in_bucket = |p: &std::path::Path| p.to_string_lossy().starts_with("s3://");
+    if let Some(r) = outcome
+        .report
+        .as_ref()
+        .filter(|_| !in_bucket(&args.root) && !in_bucket(&args.out))
+    {
         note_copies(r, "ROOT and OUT");
     }
     Ok(exit_code(sel))
