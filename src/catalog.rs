@@ -236,6 +236,13 @@ impl Catalog {
         }
     }
 
+    /// Takes a listing of every blob of `blobs/` with its size, made beside
+    /// the walk (as the walk of a bucket makes one): gc's plan then lists
+    /// `blobs/` no more, and a blob not in it is missing.
+    pub fn take_blob_listing(&mut self, listed: Vec<(Digest, u64)>) {
+        self.listed_blobs = Some(listed);
+    }
+
     /// Records blob sizes found by a listing of `blobs/` (`None`: a blob
     /// folder without `data`), so that [`Catalog::blob_size`] looks none of
     /// them up again.

@@ -448,9 +448,18 @@ pub fn run(root: &Path, req: &Request, opts: &Options) -> Result<Report> {
         },
         || blobs::sizes(&store),
     );
-    let catalog = catalog?;
+    let mut catalog = catalog?;
     let sized = sized?;
     crate::interrupt::check()?;
+    // gc's two plans below need the same listing: give it to them.
+    if catalog.listed_blobs().is_none() {
+        catalog.take_blob_listing(
+            sized
+                .iter()
+                .filter_map(|(d, n)| Some((d.clone(), (*n)?)))
+                .collect(),
+        );
+    }
     // Closing images asks the catalog the size of every config and layer:
     // give it those found, so that it looks none up again.
     catalog.remember_blob_sizes(
