@@ -164,7 +164,7 @@ pub fn run(args: &PullArgs, quiet: bool) -> Result<ExitCode> {
             scoped: args.scoped,
             map,
         },
-        client: args.remote.client(None, args.jobs),
+        client: args.remote.client(None, pull::lookups(args.jobs)),
         creds,
         authfile: args.remote.authfile.clone(),
         platforms: args.platform.clone(),

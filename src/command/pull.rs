@@ -114,7 +114,15 @@ pub fn run(wanted: Vec<Wanted>, root: &Path, opts: &PullOptions) -> Result<PullO
         .num_threads(opts.jobs.max(1))
         .build()
         .map_err(|e| Error::invalid(format!("cannot start {} threads: {e}", opts.jobs)))?;
-    let resolved = pool.install(|| resolver.resolve(wanted))?;
+    // Resolving is HEADs and tag lists, each waiting on the network and
+    // tiny (a rerun with nothing new is only that): more of them in flight
+    // than images.
+    let lookups = rayon::ThreadPoolBuilder::new()
+        .num_threads(lookups(opts.jobs))
+        .build()
+        .map_err(|e| Error::invalid(format!("cannot start threads: {e}")))?;
+    let resolved = lookups.install(|| resolver.resolve(wanted))?;
+    drop(lookups);
     let (skipped, failures): (Vec<Error>, Vec<Error>) = resolved
         .failures
         .into_iter()
@@ -213,6 +221,12 @@ pub fn run(wanted: Vec<Wanted>, root: &Path, opts: &PullOptions) -> Result<PullO
     outcome.bytes_downloaded = received(&clients);
     outcome.seconds = started.elapsed().as_secs_f64();
     Ok(outcome)
+}
+
+/// How many tag look-ups (HEADs, tag lists) are in flight for `jobs`
+/// images in flight.
+pub fn lookups(jobs: usize) -> usize {
+    (jobs.max(1) * 4).min(32)
 }
 
 /// The cosign tags (`sha256-<hex>.sig`, `.att`, `.sbom`, and the OCI
