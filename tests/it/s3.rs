@@ -834,3 +834,58 @@ fn verify_finds_in_a_bucket_the_damage_it_finds_on_disk_with_and_without_fast() 
     }
     assert_eq!(checked, 2);
 }
+
+#[test]
+fn serve_over_a_bucket_gives_skopeo_every_image_with_its_digest() {
+    use std::io::BufRead;
+    let f = sample();
+    let b = moto().bucket("served");
+    let root = format!("s3://{b}/r");
+    regkit_s3(&["-q", "select", s(&f.root), &root]).ok();
+    let mut child = Command::new(regkit_path())
+        .args(["serve", &root, "--addr", "127.0.0.1:0", "--json", "-q"])
+        .env("AWS_ENDPOINT_URL", moto().endpoint())
+        .env("AWS_ACCESS_KEY_ID", "k")
+        .env("AWS_SECRET_ACCESS_KEY", "s")
+        .env("AWS_REGION", "us-east-1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let started: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        let _ = child.kill();
+        panic!("no start-up line ({e}): {line:?}")
+    });
+    let host = started["address"].as_str().unwrap().to_string();
+    let mut n = 0;
+    for (r, d) in copyable(f) {
+        let got = skopeo_copy_all(&format!("docker://{host}/{r}"));
+        if got.as_deref() != Ok(d.as_str()) {
+            let _ = child.kill();
+            panic!("{r}: {got:?}, not {d}");
+        }
+        n += 1;
+    }
+    // A manifest by digest over raw HTTP: the exact bytes stored.
+    let (_, d) = &copyable(f)[0];
+    let port: u16 = host.rsplit(':').next().unwrap().parse().unwrap();
+    let (code, body) = http_get(
+        port,
+        &format!(
+            "/v2/{}/manifests/{}",
+            copyable(f)[0].0.split(':').next().unwrap(),
+            d
+        ),
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(code, 200);
+    assert_eq!(format!("sha256:{}", sha256_hex(&body)), *d);
+    assert!(n >= 30, "only {n} tags checked");
+}
