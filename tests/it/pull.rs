@@ -780,3 +780,36 @@ fn pull_interrupted_while_a_blob_stalls_exits_130_and_leaves_root_valid() {
         "{files:?}"
     );
 }
+
+#[test]
+fn two_pulls_into_one_root_at_once_both_finish_with_the_tree_select_writes() {
+    let f = sample();
+    let up = Upstream::of(f);
+    let t = tempdir();
+    let want = t.path().join("selected");
+    selected(&up.root(), &[], &[], &want);
+    let mut rounds = 0;
+    for round in 0..3 {
+        let root = t.path().join(format!("root{round}"));
+        let start = || {
+            Command::new(regkit_path())
+                .args(["-q", "pull", s(&root), "--from", &up.from()])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (start(), start());
+        for (name, child) in [("first", a), ("second", b)] {
+            let o = child.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "round {round}, {name} pull: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        assert_same_tree(&root, &want);
+        regkit(["-q", "verify", s(&root)]).ok();
+        rounds += 1;
+    }
+    assert_eq!(rounds, 3);
+}
