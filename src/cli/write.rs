@@ -34,14 +34,18 @@ pub fn run(kind: Kind, args: &WriteArgs, quiet: bool) -> Result<ExitCode> {
     } else if !quiet || args.output.dry_run {
         print_text(kind, &outcome, args);
     }
-    // Between a bucket and a disk every file is a copy: nothing to note.
+    // Between a bucket and a disk every file is a copy: no surprise to
+    // explain, only the count (and not with -q).
     let in_bucket = |p: &std::path::Path| p.to_string_lossy().starts_with("s3://");
-    if let Some(r) = outcome
-        .report
-        .as_ref()
-        .filter(|_| !in_bucket(&args.root) && !in_bucket(&args.out))
-    {
-        note_copies(r, "ROOT and OUT");
+    if let Some(r) = &outcome.report {
+        if !in_bucket(&args.root) && !in_bucket(&args.out) {
+            note_copies(r, "ROOT and OUT");
+        } else if !quiet && r.counts.copies > 0 {
+            eprintln!(
+                "note: {} files copied with their digests checked (between the bucket and the disk)",
+                r.counts.copies
+            );
+        }
     }
     Ok(exit_code(sel))
 }
