@@ -11,8 +11,13 @@ use sha2::{Digest as _, Sha256, Sha512};
 /// Only the algorithms the registry stores (`sha256`, and `sha512`, which
 /// distribution accepts but rarely sees) are accepted; the hex part must be
 /// lowercase and of the algorithm's exact length.
+///
+/// The text is shared: a clone is a reference count, not a copy. A big
+/// tree's walk holds each digest in many places (the manifest naming it,
+/// the images using it, sizes, plans), and a copy each would be most of
+/// the memory it needs.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Digest(Box<str>);
+pub struct Digest(std::sync::Arc<str>);
 
 /// Hashes the last 16 hex digits only: they are as random as the rest, and
 /// hash maps keyed by digests are hot in every walk of a big tree.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use crate::digest::Digest;
-use crate::media::{self, ManifestKind};
+use crate::media::{self, ManifestKind, MediaType};
 use crate::platform::Platform;
 
 /// A content descriptor as found in a manifest.
@@ -17,15 +17,16 @@ use crate::platform::Platform;
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     #[serde(default)]
-    pub media_type: String,
+    pub media_type: MediaType,
     pub digest: Digest,
     /// Absent only for schema1 `fsLayers`, which carry no size.
     #[serde(default)]
     pub size: Option<u64>,
     #[serde(default)]
     pub urls: Vec<String>,
+    /// Boxed: most descriptors have none, and a catalog holds many.
     #[serde(default)]
-    pub platform: Option<Platform>,
+    pub platform: Option<Box<Platform>>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     #[serde(default)]
@@ -52,7 +53,8 @@ pub struct Manifest {
     /// The manifests an index or manifest list refers to.
     pub children: Vec<Descriptor>,
     /// The manifest this one is about (OCI 1.1 referrers: signatures, SBOMs).
-    pub subject: Option<Descriptor>,
+    /// Boxed: most manifests have none, and a catalog holds every one.
+    pub subject: Option<Box<Descriptor>>,
     pub artifact_type: Option<String>,
     pub annotations: BTreeMap<String, String>,
 }
@@ -77,7 +79,7 @@ struct Raw {
     config: Option<Descriptor>,
     layers: Option<Vec<Descriptor>>,
     manifests: Option<Vec<Descriptor>>,
-    subject: Option<Descriptor>,
+    subject: Option<Box<Descriptor>>,
     artifact_type: Option<String>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,

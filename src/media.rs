@@ -106,6 +106,117 @@ pub fn oci_equivalent(mt: &str) -> Option<&'static str> {
     })
 }
 
+/// The media types a descriptor names without an allocation of its own.
+const KNOWN: [&str; 16] = [
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    DOCKER_SCHEMA1,
+    DOCKER_SCHEMA1_SIGNED,
+    DOCKER_CONFIG,
+    DOCKER_LAYER_GZIP,
+    DOCKER_LAYER_TAR,
+    DOCKER_FOREIGN_LAYER,
+    OCI_MANIFEST,
+    OCI_INDEX,
+    OCI_CONFIG,
+    OCI_LAYER_TAR,
+    OCI_LAYER_GZIP,
+    OCI_LAYER_ZSTD,
+    OCI_EMPTY,
+    OCI_FOREIGN_LAYER_GZIP,
+];
+
+/// A media type as a descriptor names it. The well-known ones are the
+/// static strings above (a big catalog holds hundreds of thousands of
+/// descriptors, each of which would otherwise own a copy); any other is
+/// owned, as found.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MediaType(std::borrow::Cow<'static, str>);
+
+impl MediaType {
+    pub fn new(mt: &str) -> MediaType {
+        match KNOWN.iter().find(|k| **k == mt) {
+            Some(k) => MediaType(std::borrow::Cow::Borrowed(k)),
+            None => MediaType(std::borrow::Cow::Owned(mt.to_string())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for MediaType {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for MediaType {
+    fn from(mt: &str) -> MediaType {
+        MediaType::new(mt)
+    }
+}
+
+impl From<String> for MediaType {
+    fn from(mt: String) -> MediaType {
+        MediaType::new(&mt)
+    }
+}
+
+impl From<MediaType> for String {
+    fn from(mt: MediaType) -> String {
+        mt.0.into_owned()
+    }
+}
+
+impl PartialEq<str> for MediaType {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for MediaType {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl fmt::Display for MediaType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for MediaType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl serde::Serialize for MediaType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MediaType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = MediaType;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a media type")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MediaType, E> {
+                Ok(MediaType::new(v))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 /// True for non-distributable ("foreign") layer media types.
 pub fn is_foreign_layer(mt: &str) -> bool {
     mt == DOCKER_FOREIGN_LAYER
@@ -140,5 +251,19 @@ mod tests {
             "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
         ));
         assert!(!is_foreign_layer(OCI_LAYER_GZIP));
+    }
+
+    #[test]
+    fn shares_known_media_types_and_keeps_others_as_found() {
+        let known = MediaType::new(OCI_LAYER_GZIP);
+        assert!(matches!(known.0, std::borrow::Cow::Borrowed(_)));
+        assert_eq!(known, OCI_LAYER_GZIP);
+        let other: MediaType = serde_json::from_str(r#""application/x.sbom""#).unwrap();
+        assert!(matches!(other.0, std::borrow::Cow::Owned(_)));
+        assert_eq!(&*other, "application/x.sbom");
+        assert_eq!(
+            serde_json::to_string(&other).unwrap(),
+            r#""application/x.sbom""#
+        );
     }
 }

@@ -75,7 +75,7 @@ pub struct BlobItem {
     /// registry finds it.
     pub stored: Digest,
     pub size: u64,
-    pub media_type: String,
+    pub media_type: crate::media::MediaType,
 }
 
 impl Image {
@@ -437,7 +437,7 @@ impl graph::Visitor for Walk<'_> {
         }
         self.img.manifests.push(ManifestItem {
             digest: step.digest.clone(),
-            platform: step.entry.and_then(|e| e.platform.clone()),
+            platform: step.entry.and_then(|e| e.platform.as_deref().cloned()),
             node: node.clone(),
         });
         Ok(Some(node))

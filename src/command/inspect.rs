@@ -161,7 +161,7 @@ impl Target {
             layers_data: layers
                 .iter()
                 .map(|l| LayerData {
-                    mime_type: l.media_type.clone(),
+                    mime_type: l.media_type.to_string(),
                     digest: l.digest.clone(),
                     size: l.size.map_or(-1, |s| s as i64),
                     annotations: (!l.annotations.is_empty()).then(|| l.annotations.clone()),

@@ -81,7 +81,7 @@ impl Index {
                 let artifact_type = m
                     .artifact_type
                     .clone()
-                    .or_else(|| m.config.as_ref().map(|c| c.media_type.clone()));
+                    .or_else(|| m.config.as_ref().map(|c| c.media_type.to_string()));
                 index
                     .referrers
                     .entry((repo.name.clone(), subject.digest.clone()))

@@ -155,7 +155,7 @@ pub fn link_findings(
     let present: HashSet<(&str, Need, &Digest)> = links
         .par_iter()
         .filter_map(|l| match (l.role.need(), &l.folder, &l.target) {
-            (Some(n), Some(f), Ok(Some(_)) | Err(_)) => Some((l.repo.as_str(), n, f)),
+            (Some(n), Some(f), Ok(Some(_)) | Err(_)) => Some((&*l.repo, n, f)),
             _ => None,
         })
         .collect();

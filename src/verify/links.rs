@@ -18,8 +18,8 @@ use crate::verify::walk::Need;
 pub enum Role {
     Revision,
     Layer,
-    TagCurrent(String),
-    TagIndex(String),
+    TagCurrent(Arc<str>),
+    TagIndex(Arc<str>),
 }
 
 impl Role {
@@ -33,10 +33,11 @@ impl Role {
     }
 }
 
-/// One link file and what it holds.
+/// One link file and what it holds. A tree has several per tag: the names
+/// are shared, one per repository and tag.
 #[derive(Debug)]
 pub struct Link {
-    pub repo: String,
+    pub repo: Arc<str>,
     pub role: Role,
     /// The digest its folder is named for (none for `current`).
     pub folder: Option<Digest>,
@@ -47,7 +48,7 @@ pub struct Link {
 impl Link {
     /// Where the link is, for messages.
     pub fn path(&self, store: &Store) -> PathBuf {
-        let name = self.repo.as_str();
+        let name = &*self.repo;
         match (&self.role, &self.folder) {
             (Role::TagCurrent(tag), _) => store.display(&Spec::TagCurrentLink(name, tag)),
             (Role::Revision, Some(d)) => store.display(&Spec::RevisionLink(name, d)),
@@ -67,17 +68,16 @@ pub fn read(store: &Store, repos: &[&Repository], by_size: bool) -> Result<Vec<L
     if let Some(bucket) = store.s3().filter(|_| by_size) {
         return listed(store, bucket, repos);
     }
-    // (repository, role, digests) per folder of links.
-    let mut folders: Vec<(&str, Role, Vec<Digest>)> = Vec::new();
-    for r in repos {
-        let name = r.name.as_str();
+    let names: Vec<Arc<str>> = repos.iter().map(|r| Arc::from(r.name.as_str())).collect();
+    let mut folders: Vec<Folder> = Vec::new();
+    for (r, name) in repos.iter().zip(&names) {
         folders.push((name, Role::Revision, r.revisions.iter().cloned().collect()));
         folders.push((name, Role::Layer, r.layers.iter().cloned().collect()));
     }
-    let tag_folders: Vec<Vec<(&str, Role, Vec<Digest>)>> = repos
+    let tag_folders: Vec<Vec<Folder>> = repos
         .par_iter()
-        .map(|r| {
-            let name = r.name.as_str();
+        .zip(&names)
+        .map(|(r, name)| {
             r.tags
                 .keys()
                 .map(|tag| {
@@ -85,7 +85,7 @@ pub fn read(store: &Store, repos: &[&Repository], by_size: bool) -> Result<Vec<L
                         .list_digests(&Spec::TagIndexRoot(name, tag))?
                         .into_iter()
                         .collect();
-                    Ok((name, Role::TagIndex(tag.clone()), digests))
+                    Ok((name, Role::TagIndex(Arc::from(tag.as_str())), digests))
                 })
                 .collect::<Result<Vec<_>>>()
         })
@@ -97,18 +97,19 @@ pub fn read(store: &Store, repos: &[&Repository], by_size: bool) -> Result<Vec<L
         .collect();
     let mut links: Vec<Link> = read.into_iter().flatten().collect();
     // The catalog read every tag's current link strictly already.
-    links.extend(current_links(repos));
+    links.extend(current_links(repos, &names));
     Ok(links)
 }
 
-/// The tags' `current` links, as the catalog read them.
-fn current_links(repos: &[&Repository]) -> Vec<Link> {
+/// The tags' `current` links, as the catalog read them (`names`: the
+/// repositories', shared).
+fn current_links(repos: &[&Repository], names: &[Arc<str>]) -> Vec<Link> {
     let mut links = Vec::new();
-    for r in repos {
+    for (r, name) in repos.iter().zip(names) {
         for (tag, target) in &r.tags {
             links.push(Link {
-                repo: r.name.clone(),
-                role: Role::TagCurrent(tag.clone()),
+                repo: name.clone(),
+                role: Role::TagCurrent(Arc::from(tag.as_str())),
                 folder: None,
                 target: match target {
                     Ok(d) => Ok(Some(d.clone())),
@@ -127,7 +128,9 @@ fn listed(
     repos: &[&Repository],
 ) -> Result<Vec<Link>> {
     use crate::paths::{self, Parsed};
-    let wanted: std::collections::HashSet<&str> = repos.iter().map(|r| r.name.as_str()).collect();
+    let names: Vec<Arc<str>> = repos.iter().map(|r| Arc::from(r.name.as_str())).collect();
+    let wanted: std::collections::HashMap<&str, &Arc<str>> =
+        repos.iter().map(|r| r.name.as_str()).zip(&names).collect();
     let root = paths::REPOSITORIES;
     let mut found: Vec<(Link, bool)> = Vec::new();
     let mut list = |key: &str, o: &crate::store::s3::client::Object| {
@@ -137,12 +140,14 @@ fn listed(
         let (repo, role, digest) = match p {
             Parsed::RevisionLink { repo, digest } => (repo, Role::Revision, digest),
             Parsed::LayerLink { repo, digest } => (repo, Role::Layer, digest),
-            Parsed::TagIndexLink { repo, tag, digest } => (repo, Role::TagIndex(tag), digest),
+            Parsed::TagIndexLink { repo, tag, digest } => {
+                (repo, Role::TagIndex(Arc::from(tag.as_str())), digest)
+            }
             _ => return,
         };
-        if !wanted.contains(repo.as_str()) {
+        let Some(repo) = wanted.get(repo.as_str()).map(|n| Arc::clone(n)) else {
             return;
-        }
+        };
         let trusted = o.size == digest.as_str().len() as u64;
         found.push((
             Link {
@@ -174,11 +179,15 @@ fn listed(
             link
         })
         .collect();
-    links.extend(current_links(repos));
+    links.extend(current_links(repos, &names));
     Ok(links)
 }
 
-fn read_folder(store: &Store, name: &str, role: &Role, digests: &[Digest]) -> Vec<Link> {
+/// A folder of links: its repository, their role, the digests they are
+/// named for.
+type Folder<'a> = (&'a Arc<str>, Role, Vec<Digest>);
+
+fn read_folder(store: &Store, name: &Arc<str>, role: &Role, digests: &[Digest]) -> Vec<Link> {
     let (dir, specs): (Spec, Vec<Spec>) = match role {
         Role::Revision => (
             Spec::RevisionsRoot(name),
@@ -206,10 +215,13 @@ fn read_folder(store: &Store, name: &str, role: &Role, digests: &[Digest]) -> Ve
         .zip(targets)
         .zip(digests)
         .map(|((_, target), d)| Link {
-            repo: name.to_string(),
+            repo: name.clone(),
             role: role.clone(),
             folder: Some(d.clone()),
-            target: target.map_err(Arc::new),
+            // A link names its folder's digest (almost always): share it.
+            target: target
+                .map(|t| t.map(|t| if t == *d { d.clone() } else { t }))
+                .map_err(Arc::new),
         })
         .collect()
 }
