@@ -83,9 +83,21 @@ impl Digest {
         Ok(Digest(s.into()))
     }
 
-    /// Builds a digest from an algorithm and a hex string (validated).
+    /// [`Digest::parse`], sharing the text with every other digest read
+    /// from a tree the same way: a digest is named by its manifest, its
+    /// folder in `blobs/`, its revision and `_layers` folders and the links
+    /// inside them, and a big tree's walk would otherwise hold a copy of
+    /// each. For what a tree holds only (the table is never emptied), not
+    /// for names from a request.
+    pub fn parse_shared(s: &str) -> Result<Digest, DigestError> {
+        let d = Digest::parse(s)?;
+        Ok(Digest(intern(d.0)))
+    }
+
+    /// Builds a digest from an algorithm and a hex string (validated), as
+    /// a tree's folders name them ([`Digest::parse_shared`]).
     pub fn from_parts(algo: &str, hex: &str) -> Result<Digest, DigestError> {
-        Digest::parse(&format!("{algo}:{hex}"))
+        Digest::parse_shared(&format!("{algo}:{hex}"))
     }
 
     /// The sha256 digest of `bytes`.
@@ -113,6 +125,30 @@ impl Digest {
     /// A short form for messages: `sha256:3f5e9c1a2b4d`.
     pub fn short(&self) -> &str {
         &self.0[..self.algorithm().name().len() + 13]
+    }
+}
+
+/// The one shared copy of a digest's text: a table in 16 parts (by the
+/// last hex digit), so that the threads of a walk seldom wait for each
+/// other.
+fn intern(text: std::sync::Arc<str>) -> std::sync::Arc<str> {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static TABLE: OnceLock<Vec<Mutex<HashSet<Arc<str>>>>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| (0..16).map(|_| Mutex::new(HashSet::new())).collect());
+    let last = text.as_bytes()[text.len() - 1];
+    let part = usize::from(if last.is_ascii_digit() {
+        last - b'0'
+    } else {
+        last - b'a' + 10
+    });
+    let mut set = table[part & 15].lock().unwrap_or_else(|e| e.into_inner());
+    match set.get(&*text) {
+        Some(shared) => shared.clone(),
+        None => {
+            set.insert(text.clone());
+            text
+        }
     }
 }
 
@@ -147,8 +183,8 @@ impl serde::Serialize for Digest {
 
 impl<'de> serde::Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Digest::parse(&s).map_err(serde::de::Error::custom)
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        Digest::parse_shared(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -285,6 +321,20 @@ mod tests {
         ] {
             assert!(Digest::parse(bad).is_err(), "accepted {bad:?}");
         }
+    }
+
+    #[test]
+    fn digests_read_from_a_tree_share_their_text() {
+        let a = Digest::parse_shared(EMPTY).unwrap();
+        let b = Digest::from_parts("sha256", &EMPTY[7..]).unwrap();
+        let c: Digest = serde_json::from_str(&format!("{EMPTY:?}")).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a.0, &b.0) && std::sync::Arc::ptr_eq(&a.0, &c.0));
+        // A name from elsewhere (a request) is not kept.
+        assert!(!std::sync::Arc::ptr_eq(
+            &a.0,
+            &Digest::parse(EMPTY).unwrap().0
+        ));
+        assert_eq!((a.clone(), b.as_str()), (c, EMPTY));
     }
 
     #[test]

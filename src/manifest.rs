@@ -143,6 +143,9 @@ impl Manifest {
                 m.layers = raw.layers.unwrap_or_default();
             }
         }
+        // Parsing grows these by doubling; a catalog keeps every manifest.
+        m.layers.shrink_to_fit();
+        m.children.shrink_to_fit();
         Ok(m)
     }
 

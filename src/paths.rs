@@ -309,7 +309,7 @@ pub fn parse_link(bytes: &[u8]) -> Result<Digest, crate::digest::DigestError> {
     let text = std::str::from_utf8(bytes).map_err(|_| crate::digest::DigestError {
         found: String::from_utf8_lossy(bytes).chars().take(100).collect(),
     })?;
-    Digest::parse(text)
+    Digest::parse_shared(text)
 }
 
 /// A tag as distribution accepts it: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
