@@ -122,6 +122,12 @@ impl Digest {
         &self.0
     }
 
+    /// The text's bytes, shared rather than copied: a link file holds
+    /// exactly these, and a plan holds one per link it writes.
+    pub fn shared_bytes(&self) -> std::sync::Arc<[u8]> {
+        std::sync::Arc::<[u8]>::from(self.0.clone())
+    }
+
     /// A short form for messages: `sha256:3f5e9c1a2b4d`.
     pub fn short(&self) -> &str {
         &self.0[..self.algorithm().name().len() + 13]

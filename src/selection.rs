@@ -61,7 +61,8 @@ pub struct Image {
 #[derive(Debug, Clone)]
 pub struct ManifestItem {
     pub digest: Digest,
-    pub platform: Option<Platform>,
+    /// Boxed: only an index's children have one.
+    pub platform: Option<Box<Platform>>,
     pub node: Arc<Node>,
 }
 
@@ -102,7 +103,7 @@ impl Image {
         self.manifests
             .iter()
             .filter(|m| !m.node.manifest.kind.is_index())
-            .filter_map(|m| m.platform.clone())
+            .filter_map(|m| m.platform.as_deref().cloned())
             .collect()
     }
 }
@@ -437,7 +438,7 @@ impl graph::Visitor for Walk<'_> {
         }
         self.img.manifests.push(ManifestItem {
             digest: step.digest.clone(),
-            platform: step.entry.and_then(|e| e.platform.as_deref().cloned()),
+            platform: step.entry.and_then(|e| e.platform.clone()),
             node: node.clone(),
         });
         Ok(Some(node))

@@ -12,7 +12,7 @@
 
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::paths::{self, Spec};
+use crate::paths::Spec;
 use crate::plan::{Phase, Plan, Source};
 use crate::selection::{Image, Selection};
 
@@ -66,7 +66,7 @@ pub fn manifest(
     plan.file(at(Spec::BlobData(digest)), source, size, Phase::Content)?;
     plan.bytes(
         at(Spec::RevisionLink(repo, digest)),
-        paths::link_bytes(digest),
+        digest.shared_bytes(),
         Phase::Link,
     )
 }
@@ -76,7 +76,7 @@ pub fn blob(plan: &mut Plan, repo: &str, digest: &Digest, size: u64, source: Sou
     plan.file(at(Spec::BlobData(digest)), source, size, Phase::Content)?;
     plan.bytes(
         at(Spec::LayerLink(repo, digest)),
-        paths::link_bytes(digest),
+        digest.shared_bytes(),
         Phase::Link,
     )
 }
@@ -87,14 +87,14 @@ pub fn blob(plan: &mut Plan, repo: &str, digest: &Digest, size: u64, source: Sou
 pub fn alias(plan: &mut Plan, repo: &str, name: &Digest, stored: &Digest) -> Result<()> {
     plan.bytes(
         at(Spec::LayerLink(repo, name)),
-        paths::link_bytes(stored),
+        stored.shared_bytes(),
         Phase::Link,
     )
 }
 
 /// A tag: its `current` link and its `index` entry, both naming `digest`.
 pub fn tag(plan: &mut Plan, repo: &str, tag: &str, digest: &Digest) -> Result<()> {
-    let link = paths::link_bytes(digest);
+    let link = digest.shared_bytes();
     plan.bytes(
         at(Spec::TagIndexLink(repo, tag, digest)),
         link.clone(),

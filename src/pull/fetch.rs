@@ -274,7 +274,7 @@ impl graph::Visitor for Walk<'_, '_> {
         }
         self.img.manifests.push(ManifestItem {
             digest: step.digest.clone(),
-            platform: step.entry.and_then(|e| e.platform.as_deref().cloned()),
+            platform: step.entry.and_then(|e| e.platform.clone()),
             node: f.node.clone(),
         });
         Ok(Some(f.node.clone()))
