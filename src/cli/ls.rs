@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use crate::cli::diagnostic::print_warning;
 use crate::command::ls;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub fn run(root: &Path, json: bool) -> Result<ExitCode> {
     let entries = ls::run(root)?;
@@ -44,7 +44,7 @@ pub fn run(root: &Path, json: bool) -> Result<ExitCode> {
         }
     }
     drop(out);
-    let broken: Vec<_> = entries.iter().filter_map(|e| e.error.as_ref()).collect();
+    let broken: Vec<&Error> = entries.iter().filter_map(|e| e.error.as_deref()).collect();
     for e in &broken {
         print_warning(e);
     }

@@ -23,9 +23,10 @@ pub struct Entry {
     pub platforms: Vec<String>,
     /// Total size of the image's unique blobs, manifests included.
     pub size: Option<u64>,
-    /// Why the image cannot be served, if it cannot.
+    /// Why the image cannot be served, if it cannot (boxed: a listing has
+    /// a line per tag, and an error is big and rare).
     #[serde(skip)]
-    pub error: Option<Error>,
+    pub error: Option<Box<Error>>,
     #[serde(rename = "error", skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
 }
@@ -71,7 +72,7 @@ pub fn run(root: &Path) -> Result<Vec<Entry>> {
                         platforms: vec![],
                         size: None,
                         error_message: Some(e.root().to_string()),
-                        error: Some(e),
+                        error: Some(Box::new(e)),
                     }
                 }
             }

@@ -39,7 +39,7 @@ pub fn manifest_findings(
             let e = Error::SizeMismatch {
                 path: catalog.store.display(&Spec::BlobData(d)),
                 digest: d.clone(),
-                expected: *u.sizes.iter().next().expect("not empty"),
+                expected: *u.sizes.first().expect("not empty"),
                 actual: node.size,
             };
             Some(Finding::new(e, names(targets, &u.images)))
@@ -77,7 +77,7 @@ pub fn blob_findings(
                         Error::SizeMismatch {
                             path: path(d),
                             digest: d.clone(),
-                            expected: *u.sizes.iter().next().expect("not empty"),
+                            expected: *u.sizes.first().expect("not empty"),
                             actual: *size,
                         }
                     } else if let Some(a) = actual.as_ref().filter(|a| *a != d) {

@@ -2,7 +2,7 @@
 //! that use it and the sizes their descriptors give, from which follow the
 //! links the registry needs to serve them. In memory, from the catalog.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, Node};
@@ -25,8 +25,10 @@ pub enum Need {
 pub struct Use {
     /// What it is, as the first image using it saw it (`layer 2 of 3`).
     pub what: String,
-    /// The sizes descriptors give it (none for schema1 layers and tags).
-    pub sizes: BTreeSet<u64>,
+    /// The sizes descriptors give it (none for schema1 layers and tags),
+    /// sorted, unique: almost always one (a set would take a node of its
+    /// own per blob).
+    pub sizes: Vec<u64>,
     /// The targets (indices) using it, sorted, unique.
     pub images: Vec<u32>,
 }
@@ -158,7 +160,9 @@ fn record(
             ..Use::default()
         }),
     };
-    u.sizes.extend(size);
+    if let Some(Err(at)) = size.map(|s| u.sizes.binary_search(&s)) {
+        u.sizes.insert(at, size.expect("some"));
+    }
     if u.images.last() != Some(&image) {
         u.images.push(image);
     }
