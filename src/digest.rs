@@ -134,14 +134,37 @@ impl Digest {
     }
 }
 
+/// Hashes a digest's text by its last 8 hex digits (random already),
+/// for the table below: SipHash over all 71 bytes would cost more than
+/// the rest of the lookup.
+#[derive(Default)]
+struct TailHasher(u64);
+
+impl std::hash::Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let tail = &bytes[bytes.len().saturating_sub(8)..];
+        let mut word = [0u8; 8];
+        word[..tail.len()].copy_from_slice(tail);
+        self.0 = (self.0 ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_u8(&mut self, b: u8) {
+        self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Shared =
+    std::collections::HashSet<std::sync::Arc<str>, std::hash::BuildHasherDefault<TailHasher>>;
+
 /// The one shared copy of a digest's text: a table in 16 parts (by the
 /// last hex digit), so that the threads of a walk seldom wait for each
 /// other.
 fn intern(text: std::sync::Arc<str>) -> std::sync::Arc<str> {
-    use std::collections::HashSet;
-    use std::sync::{Arc, Mutex, OnceLock};
-    static TABLE: OnceLock<Vec<Mutex<HashSet<Arc<str>>>>> = OnceLock::new();
-    let table = TABLE.get_or_init(|| (0..16).map(|_| Mutex::new(HashSet::new())).collect());
+    use std::sync::{Mutex, OnceLock};
+    static TABLE: OnceLock<Vec<Mutex<Shared>>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| (0..16).map(|_| Mutex::new(Shared::default())).collect());
     let last = text.as_bytes()[text.len() - 1];
     let part = usize::from(if last.is_ascii_digit() {
         last - b'0'

@@ -107,20 +107,21 @@ pub fn oci_equivalent(mt: &str) -> Option<&'static str> {
 }
 
 /// The media types a descriptor names without an allocation of its own.
+/// The commonest first: each is compared in turn.
 const KNOWN: [&str; 16] = [
+    DOCKER_LAYER_GZIP,
+    OCI_LAYER_GZIP,
+    DOCKER_CONFIG,
+    OCI_CONFIG,
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     DOCKER_SCHEMA1,
     DOCKER_SCHEMA1_SIGNED,
-    DOCKER_CONFIG,
-    DOCKER_LAYER_GZIP,
     DOCKER_LAYER_TAR,
     DOCKER_FOREIGN_LAYER,
     OCI_MANIFEST,
     OCI_INDEX,
-    OCI_CONFIG,
     OCI_LAYER_TAR,
-    OCI_LAYER_GZIP,
     OCI_LAYER_ZSTD,
     OCI_EMPTY,
     OCI_FOREIGN_LAYER_GZIP,
