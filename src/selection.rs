@@ -383,7 +383,7 @@ fn resolve_with(
         trust_sizes,
         img: &mut img,
         seen_blobs: HashSet::new(),
-        marks: HashMap::new(),
+        marks: IndexMarks::default(),
     };
     let kept = graph::walk(digest, &mut walk)?;
     if kept == 0 {
@@ -424,17 +424,38 @@ struct Walk<'a> {
     trust_sizes: bool,
     img: &'a mut Image,
     seen_blobs: HashSet<Digest>,
-    /// Where each index's manifests and blobs start, to drop a nested index
-    /// that keeps nothing for the wanted platforms.
-    marks: HashMap<Digest, (usize, usize)>,
+    marks: IndexMarks,
+}
+
+/// Where each index's manifests and blobs start in an image being closed,
+/// so that a nested index that keeps nothing for the wanted platforms is
+/// dropped with what it brought (select's walk and pull's share it).
+#[derive(Default)]
+pub struct IndexMarks(HashMap<Digest, (usize, usize)>);
+
+impl IndexMarks {
+    /// Called as an index is reached.
+    pub fn mark(&mut self, img: &Image, index: &Digest) {
+        self.0
+            .insert(index.clone(), (img.manifests.len(), img.blobs.len()));
+    }
+
+    /// Called when an index's children are done, `kept` of them kept.
+    pub fn index_done(&self, img: &mut Image, step: &graph::Step, kept: usize) {
+        if kept == 0 && step.depth > 0 {
+            if let Some((m, b)) = self.0.get(step.digest) {
+                img.manifests.truncate(*m);
+                img.blobs.truncate(*b);
+            }
+        }
+    }
 }
 
 impl graph::Visitor for Walk<'_> {
     fn manifest(&mut self, step: &graph::Step) -> Result<Option<Arc<Node>>> {
         let node = self.catalog.node(step.digest, &step.what)?;
         if node.manifest.kind.is_index() {
-            let mark = (self.img.manifests.len(), self.img.blobs.len());
-            self.marks.insert(step.digest.clone(), mark);
+            self.marks.mark(self.img, step.digest);
         }
         self.img.manifests.push(ManifestItem {
             digest: step.digest.clone(),
@@ -498,13 +519,7 @@ impl graph::Visitor for Walk<'_> {
     }
 
     fn index_done(&mut self, step: &graph::Step, kept: usize) -> Result<()> {
-        if kept == 0 && step.depth > 0 {
-            // A nested index with nothing for the wanted platforms: drop it.
-            if let Some((m, b)) = self.marks.get(step.digest) {
-                self.img.manifests.truncate(*m);
-                self.img.blobs.truncate(*b);
-            }
-        }
+        self.marks.index_done(self.img, step, kept);
         Ok(())
     }
 

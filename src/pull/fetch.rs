@@ -9,7 +9,7 @@
 //! every GET), and their digest is that of the JWS payload, which is what
 //! the registry stores: the payload is what is kept.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -25,7 +25,7 @@ use crate::platform::Platform;
 use crate::remote::api;
 use crate::remote::auth::Scope;
 use crate::remote::client::Client;
-use crate::selection::{keeps, BlobItem, Image, ManifestItem};
+use crate::selection::{keeps, BlobItem, Image, IndexMarks, ManifestItem};
 use crate::store::Store;
 
 /// A manifest as fetched: the bytes stored for it, parsed.
@@ -199,7 +199,7 @@ impl Closer<'_> {
             closer: self,
             img: &mut img,
             seen_blobs: HashSet::new(),
-            marks: HashMap::new(),
+            marks: IndexMarks::default(),
         };
         let kept = graph::walk(&top.digest, &mut walk)?;
         if kept == 0 {
@@ -250,9 +250,7 @@ struct Walk<'a, 'b> {
     closer: &'a Closer<'b>,
     img: &'a mut Image,
     seen_blobs: HashSet<Digest>,
-    /// Where each index's manifests and blobs start, to drop a nested index
-    /// that keeps nothing for the wanted platforms.
-    marks: HashMap<Digest, (usize, usize)>,
+    marks: IndexMarks,
 }
 
 impl graph::Visitor for Walk<'_, '_> {
@@ -261,8 +259,7 @@ impl graph::Visitor for Walk<'_, '_> {
         let f = c.manifests.get(c.client, c.repo, step.digest, &step.what)?;
         let m = &f.node.manifest;
         if m.kind.is_index() {
-            let mark = (self.img.manifests.len(), self.img.blobs.len());
-            self.marks.insert(step.digest.clone(), mark);
+            self.marks.mark(self.img, step.digest);
             m.children
                 .par_iter()
                 .filter(|ch| keeps(c.platforms, ch))
@@ -307,12 +304,7 @@ impl graph::Visitor for Walk<'_, '_> {
     }
 
     fn index_done(&mut self, step: &graph::Step, kept: usize) -> Result<()> {
-        if kept == 0 && step.depth > 0 {
-            if let Some((m, b)) = self.marks.get(step.digest) {
-                self.img.manifests.truncate(*m);
-                self.img.blobs.truncate(*b);
-            }
-        }
+        self.marks.index_done(self.img, step, kept);
         Ok(())
     }
 
