@@ -48,13 +48,18 @@ pub struct Link {
 impl Link {
     /// Where the link is, for messages.
     pub fn path(&self, store: &Store) -> PathBuf {
+        store.display(&self.spec())
+    }
+
+    /// The link file (its repository, for a folder link without a folder).
+    pub fn spec(&self) -> Spec<'_> {
         let name = &*self.repo;
         match (&self.role, &self.folder) {
-            (Role::TagCurrent(tag), _) => store.display(&Spec::TagCurrentLink(name, tag)),
-            (Role::Revision, Some(d)) => store.display(&Spec::RevisionLink(name, d)),
-            (Role::Layer, Some(d)) => store.display(&Spec::LayerLink(name, d)),
-            (Role::TagIndex(tag), Some(d)) => store.display(&Spec::TagIndexLink(name, tag, d)),
-            (_, None) => store.display(&Spec::Repository(name)),
+            (Role::TagCurrent(tag), _) => Spec::TagCurrentLink(name, tag),
+            (Role::Revision, Some(d)) => Spec::RevisionLink(name, d),
+            (Role::Layer, Some(d)) => Spec::LayerLink(name, d),
+            (Role::TagIndex(tag), Some(d)) => Spec::TagIndexLink(name, tag, d),
+            (_, None) => Spec::Repository(name),
         }
     }
 }
@@ -167,14 +172,7 @@ fn listed(
         .into_par_iter()
         .map(|(mut link, trusted)| {
             if !trusted {
-                let d = link.folder.clone().expect("listed links have folders");
-                let spec = match &link.role {
-                    Role::Revision => Spec::RevisionLink(&link.repo, &d),
-                    Role::Layer => Spec::LayerLink(&link.repo, &d),
-                    Role::TagIndex(tag) => Spec::TagIndexLink(&link.repo, tag, &d),
-                    Role::TagCurrent(_) => unreachable!("not listed"),
-                };
-                link.target = store.read_link(&spec).map_err(Arc::new);
+                link.target = store.read_link(&link.spec()).map_err(Arc::new);
             }
             link
         })
