@@ -420,11 +420,7 @@ impl Store {
         if root.symlink_metadata().is_err() {
             return Ok(false);
         }
-        let empty = root
-            .read_dir()
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
-        if empty {
+        if on_the_way_to_v2(root) {
             return Ok(false);
         }
         if locate_v2(root).is_err() {
@@ -993,6 +989,32 @@ pub fn relative(spec: &Spec, dir: &Path) -> PathBuf {
         .to_path_buf()
 }
 
+/// Whether `root` holds nothing but (part of) the way to its
+/// `docker/registry/v2` folder: empty, or `docker/` holding only
+/// `registry/`, and so on. A tree is then created there, as in an empty
+/// folder; this is also what another regkit creating the same new tree
+/// leaves for an instant (`create_dir_all` makes the folders one by one).
+fn on_the_way_to_v2(root: &Path) -> bool {
+    let mut dir = root.to_path_buf();
+    for next in paths::V2_PREFIX.split('/') {
+        let Ok(entries) = dir.read_dir() else {
+            // Gone or not a folder: let the caller's checks say.
+            return false;
+        };
+        let names: Vec<std::ffi::OsString> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        match names.as_slice() {
+            [] => return true,
+            [only] if only == next => dir.push(next),
+            _ => return false,
+        }
+    }
+    // The whole way is there: v2 itself, which the caller takes as a tree.
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1265,5 +1287,28 @@ mod tests {
         // A folder that does not exist: every link is absent.
         let got = store.read_links_in(&Spec::LayersRoot("none"), &[Spec::LayerLink("none", &a)]);
         assert!(matches!(got[0], Ok(None)));
+    }
+
+    #[test]
+    fn a_folder_holding_only_the_way_to_v2_is_created_into_and_anything_else_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let mut checked = 0;
+        for (made, file, creates) in [
+            ("", None, true),
+            ("docker", None, true),
+            ("docker/registry", None, true),
+            ("docker", Some("docker/notes.txt"), false),
+            ("other", None, false),
+        ] {
+            let root = t.path().join(format!("r{checked}"));
+            std::fs::create_dir_all(root.join(made)).unwrap();
+            if let Some(f) = file {
+                std::fs::write(root.join(f), b"x").unwrap();
+            }
+            assert_eq!(on_the_way_to_v2(&root), creates, "{made} {file:?}");
+            assert_eq!(Store::can_create(&root).is_ok(), creates, "{made} {file:?}");
+            checked += 1;
+        }
+        assert_eq!(checked, 5);
     }
 }
